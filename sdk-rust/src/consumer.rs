@@ -1,0 +1,488 @@
+//! The consumer with manual assignment: assign partitions, seek, and read
+//! records as an async stream.
+//!
+//! Each assigned partition has a fetch task holding a server-push
+//! subscription; it decodes batches off the caller's task and hands whole
+//! batches of records over a bounded channel (the bound is the read-ahead).
+//! A seek bumps the partition's generation and restarts its task, so
+//! records fetched before the seek are dropped, never delivered.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tidelog_proto::batch::{decode_records, split_batches};
+use tidelog_proto::v1::{consumer_client::ConsumerClient, SubscribeRequest};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::admin::OffsetSpec;
+use crate::client::{Client, MAX_MESSAGE_BYTES};
+use crate::error::{Error, Result};
+
+/// A topic and partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    /// Builds one.
+    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+/// Where an unpositioned partition starts (Kafka's `auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// From the first offset in the log.
+    Earliest,
+    /// From the log end: only new records (Kafka's default).
+    #[default]
+    Latest,
+    /// Fail with `OffsetOutOfRange`.
+    None,
+}
+
+/// Where to move a partition's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTo {
+    /// The first offset in the log.
+    Beginning,
+    /// The log end.
+    End,
+    /// An exact offset.
+    Offset(i64),
+    /// The first record with timestamp >= this (ms since the epoch).
+    Timestamp(i64),
+}
+
+/// Consumer settings.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Start of a partition that has no position yet, or whose position
+    /// fell out of the log.
+    pub auto_offset_reset: OffsetReset,
+    /// Bytes per pushed message from the broker.
+    pub max_bytes: u32,
+    /// Pushed messages buffered across all partitions (read-ahead).
+    pub buffer_messages: usize,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            auto_offset_reset: OffsetReset::Latest,
+            max_bytes: 1024 * 1024,
+            buffer_messages: 16,
+        }
+    }
+}
+
+/// A record read from a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: u32,
+    /// Offset.
+    pub offset: i64,
+    /// Timestamp (ms since the epoch).
+    pub timestamp: i64,
+    /// Key.
+    pub key: Option<Bytes>,
+    /// Value (`None` for a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers in order.
+    pub headers: Vec<(String, Bytes)>,
+}
+
+enum Fetched {
+    Records {
+        tp: TopicPartition,
+        generation: u64,
+        records: Vec<ConsumerRecord>,
+        high_watermark: i64,
+    },
+    Failed {
+        tp: TopicPartition,
+        generation: u64,
+        error: Error,
+    },
+}
+
+struct PartitionState {
+    /// Next offset to hand to the caller; `None` until positioned.
+    position: Option<i64>,
+    generation: u64,
+    task: Option<JoinHandle<()>>,
+    high_watermark: i64,
+}
+
+impl Drop for PartitionState {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// Reads records from assigned partitions.
+///
+/// ```no_run
+/// # async fn demo() -> tidelog::Result<()> {
+/// use futures::StreamExt;
+/// use tidelog::{Client, SeekTo, TopicPartition};
+/// let client = Client::connect("127.0.0.1:7070").await?;
+/// let mut consumer = client.consumer();
+/// let tp = TopicPartition::new("orders", 0);
+/// consumer.assign([tp.clone()]);
+/// consumer.seek(&tp, SeekTo::Beginning).await?;
+/// let mut records = consumer.stream();
+/// while let Some(record) = records.next().await {
+///     let record = record?;
+///     println!("{} {:?}", record.offset, record.value);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Consumer {
+    client: Client,
+    config: ConsumerConfig,
+    partitions: HashMap<TopicPartition, PartitionState>,
+    tx: mpsc::Sender<Fetched>,
+    rx: mpsc::Receiver<Fetched>,
+    ready: VecDeque<ConsumerRecord>,
+    next_generation: u64,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("assignment", &self.assignment())
+            .finish()
+    }
+}
+
+impl Consumer {
+    pub(crate) fn new(client: Client, config: ConsumerConfig) -> Self {
+        let (tx, rx) = mpsc::channel(config.buffer_messages.max(1));
+        Consumer {
+            client,
+            config,
+            partitions: HashMap::new(),
+            tx,
+            rx,
+            ready: VecDeque::new(),
+            next_generation: 1,
+        }
+    }
+
+    /// Replaces the assignment. Partitions that stay keep their position.
+    pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
+        let wanted: Vec<TopicPartition> = partitions.into_iter().collect();
+        self.partitions.retain(|tp, _| wanted.contains(tp));
+        for tp in wanted {
+            self.partitions.entry(tp).or_insert(PartitionState {
+                position: None,
+                generation: 0,
+                task: None,
+                high_watermark: -1,
+            });
+        }
+        let keep: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+        self.ready.retain(|r| {
+            keep.iter()
+                .any(|tp| tp.partition == r.partition && *tp.topic == *r.topic)
+        });
+    }
+
+    /// Assigns every partition of the topics.
+    pub async fn assign_topics(&mut self, topics: &[&str]) -> Result<()> {
+        let mut tps = self.assignment();
+        for t in topics {
+            let n = self.client.partition_count(t).await?;
+            tps.extend((0..n).map(|p| TopicPartition::new(*t, p)));
+        }
+        tps.sort();
+        tps.dedup();
+        self.assign(tps);
+        Ok(())
+    }
+
+    /// The assigned partitions, sorted.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        let mut v: Vec<_> = self.partitions.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Next offset to be delivered for a partition, once positioned.
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.partitions.get(tp).and_then(|s| s.position)
+    }
+
+    /// Latest high watermark seen for a partition (-1 before any fetch).
+    pub fn high_watermark(&self, tp: &TopicPartition) -> i64 {
+        self.partitions.get(tp).map_or(-1, |s| s.high_watermark)
+    }
+
+    /// Moves a partition's position.
+    pub async fn seek(&mut self, tp: &TopicPartition, to: SeekTo) -> Result<i64> {
+        if !self.partitions.contains_key(tp) {
+            return Err(Error::InvalidRequest(format!(
+                "{}/{} is not assigned to this consumer; assign it first",
+                tp.topic, tp.partition
+            )));
+        }
+        let offset = match to {
+            SeekTo::Offset(o) if o < 0 => {
+                return Err(Error::InvalidRequest(format!("offset {o} is negative")))
+            }
+            SeekTo::Offset(o) => o,
+            SeekTo::Beginning => self.lookup(tp, OffsetSpec::Earliest).await?,
+            SeekTo::End => self.lookup(tp, OffsetSpec::Latest).await?,
+            SeekTo::Timestamp(ts) => self.lookup(tp, OffsetSpec::Timestamp(ts)).await?,
+        };
+        self.set_position(tp, offset);
+        Ok(offset)
+    }
+
+    async fn lookup(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<i64> {
+        Ok(self
+            .client
+            .admin()
+            .list_offsets(&tp.topic, tp.partition, spec)
+            .await?
+            .0)
+    }
+
+    fn set_position(&mut self, tp: &TopicPartition, offset: i64) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        if let Some(state) = self.partitions.get_mut(tp) {
+            if let Some(t) = state.task.take() {
+                t.abort();
+            }
+            state.position = Some(offset);
+            state.generation = generation;
+        }
+        self.ready
+            .retain(|r| !(r.partition == tp.partition && *r.topic == *tp.topic));
+    }
+
+    /// Starts fetch tasks for partitions that have none, positioning new
+    /// partitions by `auto_offset_reset`.
+    async fn ensure_fetching(&mut self) -> Result<()> {
+        let unpositioned: Vec<TopicPartition> = self
+            .partitions
+            .iter()
+            .filter(|(_, s)| s.position.is_none())
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in unpositioned {
+            let spec = match self.config.auto_offset_reset {
+                OffsetReset::Earliest => OffsetSpec::Earliest,
+                OffsetReset::Latest => OffsetSpec::Latest,
+                OffsetReset::None => {
+                    return Err(Error::OffsetOutOfRange(format!(
+                        "{}/{} has no position and auto_offset_reset is None; seek first",
+                        tp.topic, tp.partition
+                    )))
+                }
+            };
+            let offset = self.lookup(&tp, spec).await?;
+            self.set_position(&tp, offset);
+        }
+        for (tp, state) in self.partitions.iter_mut() {
+            if state.task.is_none() {
+                let Some(position) = state.position else {
+                    continue;
+                };
+                let fetcher = Fetcher {
+                    client: self.client.clone(),
+                    tp: tp.clone(),
+                    topic: Arc::from(tp.topic.as_str()),
+                    generation: state.generation,
+                    max_bytes: self.config.max_bytes,
+                    tx: self.tx.clone(),
+                };
+                state.task = Some(tokio::spawn(fetcher.run(position)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The next record, waiting for one. `None` only when nothing is
+    /// assigned.
+    pub async fn next_record(&mut self) -> Option<Result<ConsumerRecord>> {
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return Some(Ok(r));
+            }
+            if self.partitions.is_empty() {
+                return None;
+            }
+            if let Err(e) = self.ensure_fetching().await {
+                return Some(Err(e));
+            }
+            let fetched = self.rx.recv().await?;
+            match fetched {
+                Fetched::Records {
+                    tp,
+                    generation,
+                    records,
+                    high_watermark,
+                } => {
+                    let Some(state) = self.partitions.get_mut(&tp) else {
+                        continue;
+                    };
+                    if state.generation != generation {
+                        continue;
+                    }
+                    state.high_watermark = high_watermark;
+                    let Some(position) = state.position else {
+                        continue;
+                    };
+                    let mut next = position;
+                    for r in records {
+                        if r.offset >= next {
+                            next = r.offset + 1;
+                            self.ready.push_back(r);
+                        }
+                    }
+                    state.position = Some(next);
+                }
+                Fetched::Failed {
+                    tp,
+                    generation,
+                    error,
+                } => {
+                    let Some(state) = self.partitions.get_mut(&tp) else {
+                        continue;
+                    };
+                    if state.generation != generation {
+                        continue;
+                    }
+                    state.task = None;
+                    if matches!(error, Error::OffsetOutOfRange(_))
+                        && self.config.auto_offset_reset != OffsetReset::None
+                    {
+                        // The position fell out of the log (retention): reset.
+                        state.position = None;
+                        continue;
+                    }
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+
+    /// Records as an async stream (borrowing the consumer).
+    pub fn stream(&mut self) -> impl Stream<Item = Result<ConsumerRecord>> + '_ {
+        futures::stream::unfold(
+            self,
+            |c| async move { c.next_record().await.map(|r| (r, c)) },
+        )
+    }
+}
+
+/// One partition's fetch task.
+struct Fetcher {
+    client: Client,
+    tp: TopicPartition,
+    topic: Arc<str>,
+    generation: u64,
+    max_bytes: u32,
+    tx: mpsc::Sender<Fetched>,
+}
+
+impl Fetcher {
+    async fn run(self, start: i64) {
+        let mut offset = start;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.subscribe(&mut offset).await {
+                Ok(()) => return, // receiver gone
+                Err(e) if e.is_retriable() => {
+                    tracing::debug!(error = %e, topic = %self.tp.topic, partition = self.tp.partition, "resubscribing");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(error) => {
+                    let _ = self
+                        .tx
+                        .send(Fetched::Failed {
+                            tp: self.tp.clone(),
+                            generation: self.generation,
+                            error,
+                        })
+                        .await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Streams from `offset`, advancing it; `Ok` when the consumer is gone.
+    async fn subscribe(&self, offset: &mut i64) -> Result<()> {
+        let mut c =
+            ConsumerClient::new(self.client.channel()).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut stream = self
+            .client
+            .call(c.subscribe(SubscribeRequest {
+                topic: self.tp.topic.clone(),
+                partition: self.tp.partition,
+                offset: *offset,
+                max_bytes: self.max_bytes,
+            }))
+            .await?;
+        while let Some(msg) = stream.next().await {
+            let msg = msg.map_err(Error::from)?;
+            let mut records = Vec::new();
+            for item in split_batches(msg.records) {
+                let (header, batch) = item?;
+                for r in decode_records(&header, &batch)? {
+                    if r.offset >= *offset {
+                        records.push(ConsumerRecord {
+                            topic: Arc::clone(&self.topic),
+                            partition: self.tp.partition,
+                            offset: r.offset,
+                            timestamp: r.timestamp,
+                            key: r.key,
+                            value: r.value,
+                            headers: r.headers,
+                        });
+                    }
+                }
+            }
+            if msg.next_offset > *offset {
+                *offset = msg.next_offset;
+            }
+            let sent = self
+                .tx
+                .send(Fetched::Records {
+                    tp: self.tp.clone(),
+                    generation: self.generation,
+                    records,
+                    high_watermark: msg.high_watermark,
+                })
+                .await;
+            if sent.is_err() {
+                return Ok(());
+            }
+        }
+        Err(Error::Unavailable(
+            "subscription ended by the broker".into(),
+        ))
+    }
+}

@@ -1,0 +1,169 @@
+//! The Consumer service: fetch, subscribe (server push) and offset lookup.
+
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use tidelog_proto::v1::{
+    consumer_server, offset_spec::Spec, FetchRequest, FetchResponse, ListOffsetsRequest,
+    ListOffsetsResponse, SubscribeRequest,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::Api;
+use crate::broker::{BrokerError, FetchResult};
+
+/// Default and largest `max_bytes`.
+const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
+const LIMIT_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Longest long-poll wait.
+const LIMIT_MAX_WAIT: Duration = Duration::from_secs(60);
+/// How often an idle subscription reports the high watermark.
+const SUBSCRIBE_KEEPALIVE: Duration = Duration::from_secs(5);
+/// Pushed messages buffered per subscription.
+const SUBSCRIBE_BUFFER: usize = 4;
+
+fn max_bytes(requested: u32) -> usize {
+    match requested {
+        0 => DEFAULT_MAX_BYTES,
+        n => (n as usize).min(LIMIT_MAX_BYTES),
+    }
+}
+
+fn check_offset(offset: i64) -> Result<(), BrokerError> {
+    if offset < 0 {
+        return Err(BrokerError::InvalidRequest(format!(
+            "offset {offset} is negative; use ListOffsets to resolve earliest/latest"
+        )));
+    }
+    Ok(())
+}
+
+fn response(r: FetchResult, requested: i64) -> FetchResponse {
+    let next_offset = if r.read.bytes.is_empty() {
+        requested
+    } else {
+        r.read.next_offset
+    };
+    FetchResponse {
+        records: r.read.bytes,
+        high_watermark: r.high_watermark,
+        log_start_offset: r.log_start_offset,
+        next_offset,
+    }
+}
+
+type SubscribeStream = Pin<Box<dyn Stream<Item = Result<FetchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl consumer_server::Consumer for Api {
+    async fn fetch(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<FetchResponse>, Status> {
+        let req = request.into_inner();
+        check_offset(req.offset).map_err(|e| self.fail(e))?;
+        let partition = self
+            .broker
+            .partition(&req.topic, req.partition)
+            .map_err(|e| self.fail(e))?;
+        let wait = Duration::from_millis(u64::from(req.max_wait_ms)).min(LIMIT_MAX_WAIT);
+        let started = Instant::now();
+        let r = partition
+            .fetch(req.offset, max_bytes(req.max_bytes), wait)
+            .await
+            .map_err(|e| self.fail(e))?;
+        if !r.read.bytes.is_empty() {
+            self.broker
+                .metrics()
+                .fetch_latency
+                .observe(started.elapsed().as_secs_f64());
+        }
+        Ok(Response::new(response(r, req.offset)))
+    }
+
+    type SubscribeStream = SubscribeStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let req = request.into_inner();
+        check_offset(req.offset).map_err(|e| self.fail(e))?;
+        let partition = self
+            .broker
+            .partition(&req.topic, req.partition)
+            .map_err(|e| self.fail(e))?;
+        // Fail fast on an out-of-range start rather than in the stream.
+        let first = partition
+            .fetch(req.offset, max_bytes(req.max_bytes), Duration::ZERO)
+            .await
+            .map_err(|e| self.fail(e))?;
+        let (tx, rx) = mpsc::channel(SUBSCRIBE_BUFFER);
+        let shutdown = self.broker.shutdown_token().clone();
+        let api = self.clone();
+        let limit = max_bytes(req.max_bytes);
+        self.broker.spawn(async move {
+            let mut offset = req.offset;
+            let mut next = Some(first);
+            loop {
+                let result = match next.take() {
+                    Some(r) => Ok(r),
+                    None => tokio::select! {
+                        r = partition.fetch(offset, limit, SUBSCRIBE_KEEPALIVE) => r,
+                        _ = shutdown.cancelled() => Err(BrokerError::ShuttingDown),
+                        _ = tx.closed() => return,
+                    },
+                };
+                match result {
+                    Ok(r) => {
+                        let msg = response(r, offset);
+                        offset = msg.next_offset;
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(api.fail(e))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn list_offsets(
+        &self,
+        request: Request<ListOffsetsRequest>,
+    ) -> Result<Response<ListOffsetsResponse>, Status> {
+        let req = request.into_inner();
+        let partition = self
+            .broker
+            .partition(&req.topic, req.partition)
+            .map_err(|e| self.fail(e))?;
+        let spec = req.spec.and_then(|s| s.spec).ok_or_else(|| {
+            self.fail(BrokerError::InvalidRequest(
+                "spec is required: earliest, latest or timestamp_ms".into(),
+            ))
+        })?;
+        let (offset, timestamp_ms) = match spec {
+            Spec::Earliest(_) => (partition.log_start_offset(), -1),
+            Spec::Latest(_) => (partition.high_watermark(), -1),
+            Spec::TimestampMs(ts) => {
+                let p = partition.clone();
+                let found = tokio::task::spawn_blocking(move || p.offset_for_timestamp(ts))
+                    .await
+                    .map_err(|e| self.fail(BrokerError::Storage(e.to_string())))?
+                    .map_err(|e| self.fail(e))?;
+                found.unwrap_or((partition.high_watermark(), -1))
+            }
+        };
+        Ok(Response::new(ListOffsetsResponse {
+            offset,
+            timestamp_ms,
+        }))
+    }
+}

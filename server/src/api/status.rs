@@ -1,0 +1,61 @@
+//! The one place where broker errors become gRPC statuses.
+
+use tidelog_proto::v1::ErrorReason;
+use tidelog_proto::ERROR_REASON_KEY;
+use tonic::{Code, Status};
+
+use crate::broker::BrokerError;
+use crate::log::LogError;
+
+/// Code and stable reason for an error.
+pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
+    use ErrorReason as R;
+    match e {
+        BrokerError::UnknownTopic(_) => (Code::NotFound, R::UnknownTopic),
+        BrokerError::UnknownPartition { .. } => (Code::NotFound, R::UnknownPartition),
+        BrokerError::TopicExists(_) => (Code::AlreadyExists, R::TopicAlreadyExists),
+        BrokerError::InvalidTopicName { .. } => (Code::InvalidArgument, R::InvalidTopicName),
+        BrokerError::InvalidConfig(_) => (Code::InvalidArgument, R::InvalidConfig),
+        BrokerError::InvalidRequest(_) => (Code::InvalidArgument, R::InvalidRequest),
+        BrokerError::Storage(_) => (Code::Unavailable, R::StorageUnavailable),
+        BrokerError::ShuttingDown => (Code::Unavailable, R::ShuttingDown),
+        BrokerError::Log(l) => match l {
+            LogError::Corrupt(_) => (Code::InvalidArgument, R::CorruptBatch),
+            LogError::RecordTooLarge { .. } => (Code::InvalidArgument, R::RecordTooLarge),
+            LogError::OutOfOrderSequence { .. } => {
+                (Code::FailedPrecondition, R::OutOfOrderSequence)
+            }
+            LogError::ProducerFenced { .. } => (Code::FailedPrecondition, R::ProducerFenced),
+            LogError::OffsetOutOfRange { .. } => (Code::OutOfRange, R::OffsetOutOfRange),
+            LogError::Io { .. } | LogError::Failed(_) => (Code::Unavailable, R::StorageUnavailable),
+        },
+    }
+}
+
+/// Converts an error to a status carrying the reason in metadata.
+pub fn to_status(e: &BrokerError) -> Status {
+    let (code, reason) = classify(e);
+    let mut status = Status::new(code, e.to_string());
+    if let Ok(v) = reason.as_str_name().parse() {
+        status.metadata_mut().insert(ERROR_REASON_KEY, v);
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_travel_in_metadata() {
+        let s = to_status(&BrokerError::UnknownTopic("t".into()));
+        assert_eq!(s.code(), Code::NotFound);
+        assert_eq!(
+            s.metadata()
+                .get(ERROR_REASON_KEY)
+                .and_then(|v| v.to_str().ok()),
+            Some("UNKNOWN_TOPIC")
+        );
+        assert!(s.message().contains("tidelog topic create"));
+    }
+}

@@ -1,0 +1,48 @@
+//! Errors of the broker layer: what a client did wrong or what went wrong
+//! inside. Converted to a gRPC status in exactly one place (`api::status`).
+
+use crate::log::LogError;
+
+/// Why a broker operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The topic does not exist.
+    #[error("unknown topic '{0}': create it with `tidelog topic create {0} --partitions N`")]
+    UnknownTopic(String),
+    /// The partition number is out of range.
+    #[error("unknown partition {partition} of topic '{topic}': it has partitions 0..{count}")]
+    UnknownPartition {
+        /// Topic name.
+        topic: String,
+        /// Requested partition.
+        partition: u32,
+        /// Number of partitions.
+        count: u32,
+    },
+    /// The topic already exists.
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    /// The topic name breaks the rules.
+    #[error("invalid topic name '{name}': {reason}")]
+    InvalidTopicName {
+        /// Name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A config key or value is not valid.
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    /// Any other invalid request field.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A failure of the log layer.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A failure outside the log (metadata files and the like).
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// The broker is stopping.
+    #[error("the broker is shutting down; retry against another broker or after restart")]
+    ShuttingDown,
+}

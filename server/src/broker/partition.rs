@@ -1,0 +1,282 @@
+//! A live partition: the log behind a mutex, the group-commit flusher, and
+//! the high watermark that readers wait on.
+//!
+//! Appends write to the page cache under the lock and then (acks=all) wait
+//! until the flusher has fsynced past their last offset. The flusher runs
+//! one fsync at a time outside the lock, so every batch that arrives during
+//! an fsync is covered by the next one (group commit). Readers only see data
+//! below the high watermark, which is the durable end of the log: a consumer
+//! never sees a record that a crash could take back.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use prometheus::{Histogram, IntCounter};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::error::BrokerError;
+use crate::log::{
+    find_timestamp, read_batches, AppendResult, IncomingBatch, LogConfig, LogError, LogStats,
+    PartitionLog, ReadOutcome,
+};
+use crate::metrics::Metrics;
+
+/// When a produce is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckMode {
+    /// After fsync.
+    Durable,
+    /// After the write to the page cache.
+    Written,
+}
+
+/// A fetch result.
+#[derive(Debug, Clone, Default)]
+pub struct FetchResult {
+    /// What was read.
+    pub read: ReadOutcome,
+    /// High watermark (durable log end).
+    pub high_watermark: i64,
+    /// Log start offset.
+    pub log_start_offset: i64,
+}
+
+/// A partition of a topic.
+#[derive(Debug)]
+pub struct Partition {
+    id: u32,
+    log: Mutex<PartitionLog>,
+    /// Offset below which everything is fsynced and readable.
+    high_watermark: watch::Sender<i64>,
+    /// Set when an fsync failed; the partition refuses writes from then on.
+    failed: Mutex<Option<String>>,
+    dirty: Notify,
+    bytes_in: IntCounter,
+    records_in: IntCounter,
+    bytes_out: IntCounter,
+    records_out: IntCounter,
+    fsync_latency: Histogram,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Partition {
+    /// Opens the partition's log (recovering it) and makes everything
+    /// recovered durable before exposing it.
+    pub fn open(
+        topic: &str,
+        id: u32,
+        dir: &std::path::Path,
+        config: LogConfig,
+        metrics: &Metrics,
+    ) -> Result<Arc<Self>, BrokerError> {
+        let log = PartitionLog::open(dir, config, now_ms())?;
+        // After a process crash the page cache may hold data not yet on disk:
+        // fsync it before readers can see it.
+        log.sync_active()?;
+        let end = log.log_end_offset();
+        let (high_watermark, _) = watch::channel(end);
+        Ok(Arc::new(Partition {
+            id,
+            log: Mutex::new(log),
+            high_watermark,
+            failed: Mutex::new(None),
+            dirty: Notify::new(),
+            bytes_in: metrics.bytes_in.with_label_values(&[topic]),
+            records_in: metrics.records_in.with_label_values(&[topic]),
+            bytes_out: metrics.bytes_out.with_label_values(&[topic]),
+            records_out: metrics.records_out.with_label_values(&[topic]),
+            fsync_latency: metrics.fsync_latency.clone(),
+        }))
+    }
+
+    /// Partition number.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Appends validated batches and waits as `acks` says.
+    pub async fn append(
+        &self,
+        batches: Vec<IncomingBatch>,
+        acks: AckMode,
+    ) -> Result<Vec<AppendResult>, BrokerError> {
+        let bytes: usize = batches.iter().map(|b| b.bytes.len()).sum();
+        let (results, end, appended_records) = {
+            let mut log = self.log.lock();
+            let records: Vec<u64> = batches
+                .iter()
+                .map(|b| u64::from(b.header.record_count))
+                .collect();
+            let results = log.append(batches, now_ms())?;
+            let appended: u64 = results
+                .iter()
+                .zip(records)
+                .filter(|(r, _)| !r.duplicate)
+                .map(|(_, n)| n)
+                .sum();
+            (results, log.log_end_offset(), appended)
+        };
+        if appended_records > 0 {
+            self.bytes_in.inc_by(bytes as u64);
+            self.records_in.inc_by(appended_records);
+            self.dirty.notify_one();
+        }
+        if acks == AckMode::Durable {
+            // Duplicates may refer to data still being flushed: wait for the
+            // end of the log as it is now, which covers both cases.
+            self.wait_durable(end).await?;
+        }
+        Ok(results)
+    }
+
+    async fn wait_durable(&self, end: i64) -> Result<(), BrokerError> {
+        let mut rx = self.high_watermark.subscribe();
+        loop {
+            if *rx.borrow_and_update() >= end {
+                return Ok(());
+            }
+            if let Some(why) = self.failed.lock().clone() {
+                return Err(LogError::Failed(why).into());
+            }
+            if rx.changed().await.is_err() {
+                return Err(BrokerError::ShuttingDown);
+            }
+        }
+    }
+
+    /// The group-commit loop: fsync whenever something was written, then
+    /// raise the high watermark. Ends on shutdown after a final fsync.
+    pub async fn run_flusher(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let stopping = tokio::select! {
+                _ = self.dirty.notified() => false,
+                _ = shutdown.cancelled() => true,
+            };
+            loop {
+                let (file, target) = self.log.lock().sync_target();
+                if target <= *self.high_watermark.borrow() {
+                    break;
+                }
+                let started = Instant::now();
+                let res = tokio::task::spawn_blocking(move || file.sync_data()).await;
+                self.fsync_latency.observe(started.elapsed().as_secs_f64());
+                match res {
+                    Ok(Ok(())) => {
+                        self.high_watermark.send_replace(target);
+                    }
+                    Ok(Err(e)) => {
+                        self.fail(format!("fsync failed: {e}"));
+                        break;
+                    }
+                    Err(e) => {
+                        self.fail(format!("fsync task failed: {e}"));
+                        break;
+                    }
+                }
+            }
+            if stopping || self.failed.lock().is_some() {
+                return;
+            }
+        }
+    }
+
+    fn fail(&self, why: String) {
+        tracing::error!(partition = self.id, %why, "partition failed; refusing writes until restart");
+        self.log.lock().mark_failed(why.clone());
+        *self.failed.lock() = Some(why);
+        // Wake waiters so they see the failure.
+        self.high_watermark.send_modify(|_| {});
+    }
+
+    /// Reads up to `max_bytes` at `offset`. Waits up to `max_wait` for data
+    /// when none is readable yet.
+    pub async fn fetch(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_wait: std::time::Duration,
+    ) -> Result<FetchResult, BrokerError> {
+        let mut rx = self.high_watermark.subscribe();
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            let hw = *rx.borrow_and_update();
+            let result = self.read_now(offset, max_bytes, hw)?;
+            if !result.read.bytes.is_empty() || max_wait.is_zero() {
+                return Ok(result);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return Err(BrokerError::ShuttingDown),
+                Err(_) => return Ok(result),
+            }
+        }
+    }
+
+    /// Waits until the high watermark passes `offset`.
+    pub async fn wait_for_data(&self, offset: i64) -> Result<(), BrokerError> {
+        let mut rx = self.high_watermark.subscribe();
+        rx.wait_for(|hw| *hw > offset)
+            .await
+            .map(|_| ())
+            .map_err(|_| BrokerError::ShuttingDown)
+    }
+
+    fn read_now(&self, offset: i64, max_bytes: usize, hw: i64) -> Result<FetchResult, BrokerError> {
+        let (plan, start) = {
+            let log = self.log.lock();
+            (log.plan_read(offset, hw)?, log.log_start_offset())
+        };
+        let read = match plan {
+            Some(plan) => read_batches(&plan, offset, hw, max_bytes)?,
+            None => ReadOutcome::default(),
+        };
+        self.bytes_out.inc_by(read.bytes.len() as u64);
+        self.records_out.inc_by(read.records);
+        Ok(FetchResult {
+            read,
+            high_watermark: hw,
+            log_start_offset: start,
+        })
+    }
+
+    /// First offset with timestamp >= `ts` and that record's timestamp;
+    /// `None` when no durable record is that recent.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, BrokerError> {
+        let plan = self.log.lock().plan_timestamp(ts);
+        let hw = self.high_watermark();
+        match plan {
+            Some(plan) => Ok(find_timestamp(&plan, ts)?.filter(|(off, _)| *off < hw)),
+            None => Ok(None),
+        }
+    }
+
+    /// Durable log end.
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// Log start offset.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.lock().log_start_offset()
+    }
+
+    /// Summary numbers.
+    pub fn stats(&self) -> LogStats {
+        self.log.lock().stats()
+    }
+
+    /// Replaces the log config.
+    pub fn set_config(&self, config: LogConfig) {
+        self.log.lock().set_config(config);
+    }
+
+    /// Applies retention; returns segments removed.
+    pub fn enforce_retention(&self) -> Result<usize, BrokerError> {
+        Ok(self.log.lock().enforce_retention(now_ms())?)
+    }
+}

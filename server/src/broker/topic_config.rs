@@ -1,0 +1,130 @@
+//! Per-topic config: the keys users set (Kafka's names) and how they
+//! resolve, over the broker defaults, into a [`LogConfig`].
+
+use std::collections::BTreeMap;
+
+use super::error::BrokerError;
+use crate::log::LogConfig;
+
+/// Every topic config key Tidelog understands.
+pub const KEYS: &[&str] = &[
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+    "max.message.bytes",
+];
+
+/// Smallest `segment.bytes` accepted (tests use tiny segments).
+const MIN_SEGMENT_BYTES: i64 = 1024;
+/// Segment positions are 32-bit in the index.
+const MAX_SEGMENT_BYTES: i64 = i32::MAX as i64;
+/// Largest `max.message.bytes` accepted.
+const MAX_MESSAGE_BYTES: i64 = 64 * 1024 * 1024;
+
+fn parse_int(key: &str, value: &str) -> Result<i64, BrokerError> {
+    value.trim().parse::<i64>().map_err(|_| {
+        BrokerError::InvalidConfig(format!("{key}={value}: expected a decimal integer"))
+    })
+}
+
+fn check_range(key: &str, v: i64, min: i64, max: i64, hint: &str) -> Result<i64, BrokerError> {
+    if v < min || v > max {
+        return Err(BrokerError::InvalidConfig(format!("{key}={v}: {hint}")));
+    }
+    Ok(v)
+}
+
+/// Applies one key to a config, validating its value.
+fn apply(cfg: &mut LogConfig, key: &str, value: &str) -> Result<(), BrokerError> {
+    let v = parse_int(key, value)?;
+    match key {
+        "retention.ms" => {
+            cfg.retention_ms = check_range(key, v, -1, i64::MAX, "must be -1 (forever) or >= 0")?
+        }
+        "retention.bytes" => {
+            cfg.retention_bytes =
+                check_range(key, v, -1, i64::MAX, "must be -1 (unlimited) or >= 0")?
+        }
+        "segment.bytes" => {
+            cfg.segment_bytes = check_range(
+                key,
+                v,
+                MIN_SEGMENT_BYTES,
+                MAX_SEGMENT_BYTES,
+                "must be between 1024 and 2147483647",
+            )? as u64
+        }
+        "segment.ms" => cfg.segment_ms = check_range(key, v, 1, i64::MAX, "must be >= 1")?,
+        "max.message.bytes" => {
+            cfg.max_message_bytes = check_range(
+                key,
+                v,
+                tidelog_proto::batch::HEADER_LEN as i64,
+                MAX_MESSAGE_BYTES,
+                "must be between 57 and 67108864",
+            )? as u32
+        }
+        other => {
+            return Err(BrokerError::InvalidConfig(format!(
+                "unknown key '{other}'; known keys: {}",
+                KEYS.join(", ")
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Resolves overrides over the broker defaults.
+pub fn resolve(
+    defaults: &LogConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Result<LogConfig, BrokerError> {
+    let mut cfg = defaults.clone();
+    for (k, v) in overrides {
+        apply(&mut cfg, k, v)?;
+    }
+    Ok(cfg)
+}
+
+/// The effective value of every key.
+pub fn effective(cfg: &LogConfig) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("retention.ms".to_string(), cfg.retention_ms.to_string()),
+        (
+            "retention.bytes".to_string(),
+            cfg.retention_bytes.to_string(),
+        ),
+        ("segment.bytes".to_string(), cfg.segment_bytes.to_string()),
+        ("segment.ms".to_string(), cfg.segment_ms.to_string()),
+        (
+            "max.message.bytes".to_string(),
+            cfg.max_message_bytes.to_string(),
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_and_rejects() {
+        let d = LogConfig::default();
+        let o = BTreeMap::from([("segment.bytes".to_string(), "2048".to_string())]);
+        assert_eq!(resolve(&d, &o).expect("ok").segment_bytes, 2048);
+        for (k, v) in [
+            ("segment.bytes", "10"),
+            ("retention.ms", "-5"),
+            ("retention.ms", "soon"),
+            ("no.such.key", "1"),
+            ("max.message.bytes", "999999999"),
+        ] {
+            let o = BTreeMap::from([(k.to_string(), v.to_string())]);
+            assert!(
+                matches!(resolve(&d, &o), Err(BrokerError::InvalidConfig(_))),
+                "{k}={v}"
+            );
+        }
+    }
+}

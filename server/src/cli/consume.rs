@@ -1,0 +1,149 @@
+//! `tidelog consume TOPIC`: print records, one per line.
+
+use std::io::Write;
+
+use clap::{Args, ValueEnum};
+use futures::StreamExt;
+use tidelog::{ConsumerRecord, SeekTo, TopicPartition};
+
+use super::{BrokerArgs, CliError};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// The value only.
+    Value,
+    /// key TAB value.
+    Kv,
+    /// One JSON object per record: topic, partition, offset, timestamp, key, value, headers.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic to read.
+    topic: String,
+    /// Start at the first offset in the log.
+    #[arg(long, conflicts_with_all = ["offset", "from_time"])]
+    from_beginning: bool,
+    /// Start at this offset (in every partition read).
+    #[arg(long, conflicts_with = "from_time")]
+    offset: Option<i64>,
+    /// Start at the first record at or after this time (RFC 3339, e.g. 2026-11-28T09:00:00Z).
+    #[arg(long)]
+    from_time: Option<String>,
+    /// Read only this partition (default: all).
+    #[arg(long)]
+    partition: Option<u32>,
+    /// Stop after COUNT records (default: follow until interrupted).
+    #[arg(short = 'n', long = "count")]
+    count: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "value")]
+    format: Format,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+fn lossy(b: &Option<bytes::Bytes>) -> Option<String> {
+    b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+fn print(out: &mut impl Write, r: &ConsumerRecord, format: Format) -> std::io::Result<()> {
+    match format {
+        Format::Value => {
+            out.write_all(r.value.as_deref().unwrap_or_default())?;
+            out.write_all(b"\n")
+        }
+        Format::Kv => {
+            out.write_all(r.key.as_deref().unwrap_or_default())?;
+            out.write_all(b"\t")?;
+            out.write_all(r.value.as_deref().unwrap_or_default())?;
+            out.write_all(b"\n")
+        }
+        Format::Json => {
+            let headers: serde_json::Map<String, serde_json::Value> = r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned().into()))
+                .collect();
+            let v = serde_json::json!({
+                "topic": &*r.topic,
+                "partition": r.partition,
+                "offset": r.offset,
+                "timestamp": r.timestamp,
+                "key": lossy(&r.key),
+                "value": lossy(&r.value),
+                "headers": headers,
+            });
+            writeln!(out, "{v}")
+        }
+    }
+}
+
+pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
+    let start = if args.from_beginning {
+        SeekTo::Beginning
+    } else if let Some(o) = args.offset {
+        if o < 0 {
+            return Err(CliError::Usage(format!("--offset {o}: must be >= 0")));
+        }
+        SeekTo::Offset(o)
+    } else if let Some(t) = &args.from_time {
+        let ts = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| {
+            CliError::Usage(format!(
+                "--from-time {t}: {e}; use RFC 3339 like 2026-11-28T09:00:00Z"
+            ))
+        })?;
+        SeekTo::Timestamp(ts.timestamp_millis())
+    } else {
+        SeekTo::End
+    };
+    let client = args.broker.connect().await?;
+    let partitions = client.partition_count(&args.topic).await?;
+    let tps: Vec<TopicPartition> = match args.partition {
+        Some(p) if p >= partitions => {
+            return Err(CliError::Usage(format!(
+                "--partition {p}: topic {} has partitions 0..{partitions}",
+                args.topic
+            )))
+        }
+        Some(p) => vec![TopicPartition::new(&args.topic, p)],
+        None => (0..partitions)
+            .map(|p| TopicPartition::new(&args.topic, p))
+            .collect(),
+    };
+    let mut consumer = client.consumer();
+    consumer.assign(tps.clone());
+    for tp in &tps {
+        consumer.seek(tp, start).await?;
+    }
+    if args.count == Some(0) {
+        return Ok(());
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut printed: u64 = 0;
+    let mut stream = std::pin::pin!(consumer.stream());
+    loop {
+        let next = tokio::select! {
+            r = stream.next() => r,
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let Some(record) = next else { break };
+        let record = record?;
+        print(&mut out, &record, args.format)?;
+        printed += 1;
+        if Some(printed) == args.count {
+            break;
+        }
+        // Flush when caught up so a follower sees records promptly.
+        if printed % 1024 == 0 {
+            out.flush()?;
+        }
+        if args.count.is_none() {
+            out.flush()?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The `tidelog` command line: `serve`, `topic ...`, `produce`, `consume`.
+//! Errors print one plain line on stderr and exit non-zero.
+
+mod consume;
+mod produce;
+mod topic;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::ServeConfig;
+
+/// Tidelog: a durable, tiered streaming log.
+#[derive(Debug, Parser)]
+#[command(name = "tidelog", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a broker.
+    Serve(ServeArgs),
+    /// Manage topics.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+    /// Produce records from stdin, one per line.
+    Produce(produce::ProduceArgs),
+    /// Print records of a topic.
+    Consume(consume::ConsumeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Data directory [default: ./tidelog-data]. Env: TIDELOG_DATA_DIR.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:7070]. Env: TIDELOG_LISTEN.
+    #[arg(long)]
+    listen: Option<String>,
+    /// HTTP listen address for /metrics, /healthz, /readyz [default: 127.0.0.1:7071]. Env: TIDELOG_HTTP_LISTEN.
+    #[arg(long)]
+    http_listen: Option<String>,
+    /// TOML config file (keys as in ServeConfig). Env: TIDELOG_CONFIG.
+    #[arg(long, env = "TIDELOG_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// Connection flags shared by client commands.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// Broker gRPC address.
+    #[arg(
+        long,
+        env = "TIDELOG_BROKER",
+        default_value = "127.0.0.1:7070",
+        global = true
+    )]
+    pub broker: String,
+}
+
+impl BrokerArgs {
+    async fn connect(&self) -> Result<tidelog::Client, CliError> {
+        Ok(tidelog::Client::connect(self.broker.clone()).await?)
+    }
+}
+
+/// Errors of client commands.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// From the client library.
+    #[error(transparent)]
+    Client(#[from] tidelog::Error),
+    /// Bad command-line input.
+    #[error("{0}")]
+    Usage(String),
+    /// Local I/O (stdin/stdout).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Topic(cmd) => topic::run(cmd).await.map_err(|e| e.to_string()),
+            Command::Produce(args) => produce::run(args).await.map_err(|e| e.to_string()),
+            Command::Consume(args) => consume::run(args).await.map_err(|e| e.to_string()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let mut cfg =
+        ServeConfig::load(args.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if let Some(l) = args.http_listen {
+        cfg.http_listen = l;
+    }
+    init_tracing(&cfg.log_format);
+    crate::serve::run(cfg).await.map_err(|e| e.to_string())
+}
+
+fn init_tracing(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Parses `k=v` pairs.
+fn parse_kv(pairs: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| CliError::Usage(format!("--config {p}: expected key=value")))
+        })
+        .collect()
+}

@@ -1,0 +1,225 @@
+//! Broker configuration: one struct with safe defaults, read from a TOML
+//! file, then `TIDELOG_*` environment variables, then command-line flags
+//! (later sources win).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::broker::BrokerSettings;
+use crate::log::LogConfig;
+
+/// Errors while loading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File path.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The config file or an env override is not valid.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Every broker setting. Each key can also be set with the environment
+/// variable `TIDELOG_<KEY IN UPPER CASE>`, e.g. `TIDELOG_LOG_SEGMENT_BYTES`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Directory for all data.
+    pub data_dir: PathBuf,
+    /// gRPC listen address.
+    pub listen: String,
+    /// HTTP listen address (`/metrics`, `/healthz`, `/readyz`).
+    pub http_listen: String,
+    /// Address given to clients in metadata; empty means `listen`.
+    pub advertised_address: String,
+    /// This broker's id.
+    pub broker_id: u32,
+    /// Default `segment.bytes` for topics.
+    pub log_segment_bytes: u64,
+    /// Default `segment.ms`.
+    pub log_segment_ms: i64,
+    /// Default `retention.ms` (-1: forever).
+    pub log_retention_ms: i64,
+    /// Default `retention.bytes` (-1: unlimited).
+    pub log_retention_bytes: i64,
+    /// Default `max.message.bytes`.
+    pub max_message_bytes: u32,
+    /// Bytes between offset-index entries.
+    pub log_index_interval_bytes: u64,
+    /// How often retention runs (ms).
+    pub retention_check_interval_ms: u64,
+    /// Log output: `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        let log = LogConfig::default();
+        ServeConfig {
+            data_dir: PathBuf::from("./tidelog-data"),
+            listen: "127.0.0.1:7070".into(),
+            http_listen: "127.0.0.1:7071".into(),
+            advertised_address: String::new(),
+            broker_id: 0,
+            log_segment_bytes: log.segment_bytes,
+            log_segment_ms: log.segment_ms,
+            log_retention_ms: log.retention_ms,
+            log_retention_bytes: log.retention_bytes,
+            max_message_bytes: log.max_message_bytes,
+            log_index_interval_bytes: log.index_interval_bytes,
+            retention_check_interval_ms: 30_000,
+            log_format: "text".into(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Defaults, overlaid by `file` (if given), then by `TIDELOG_*` variables
+    /// from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = toml::Table::try_from(ServeConfig::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let from_file: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+            for (k, v) in from_file {
+                if !table.contains_key(&k) {
+                    return Err(ConfigError::Invalid(format!(
+                        "{}: unknown key '{k}'",
+                        path.display()
+                    )));
+                }
+                table.insert(k, v);
+            }
+        }
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("TIDELOG_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            let Some(current) = table.get(&key) else {
+                continue;
+            };
+            let parsed = match current {
+                toml::Value::Integer(_) => value
+                    .trim()
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!("{name}={value}: expected an integer"))
+                    })?,
+                toml::Value::Boolean(_) => value
+                    .trim()
+                    .parse::<bool>()
+                    .map(toml::Value::Boolean)
+                    .map_err(|_| {
+                    ConfigError::Invalid(format!("{name}={value}: expected true or false"))
+                })?,
+                _ => toml::Value::String(value),
+            };
+            table.insert(key, parsed);
+        }
+        let cfg: ServeConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid(format!(
+                "log_format={}: use text or json",
+                self.log_format
+            )));
+        }
+        let defaults = self.log_defaults();
+        let overrides = crate::broker::topic_config::effective(&defaults);
+        crate::broker::topic_config::resolve(&LogConfig::default(), &overrides)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.retention_check_interval_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "retention_check_interval_ms must be > 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Topic defaults as a log config.
+    pub fn log_defaults(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.log_segment_bytes,
+            segment_ms: self.log_segment_ms,
+            retention_ms: self.log_retention_ms,
+            retention_bytes: self.log_retention_bytes,
+            max_message_bytes: self.max_message_bytes,
+            index_interval_bytes: self.log_index_interval_bytes.max(1),
+            ..LogConfig::default()
+        }
+    }
+
+    /// What the broker layer needs.
+    pub fn broker_settings(&self) -> BrokerSettings {
+        BrokerSettings {
+            data_dir: self.data_dir.clone(),
+            broker_id: self.broker_id,
+            advertised_address: if self.advertised_address.is_empty() {
+                self.listen.clone()
+            } else {
+                self.advertised_address.clone()
+            },
+            log_defaults: self.log_defaults(),
+            retention_check_interval: Duration::from_millis(self.retention_check_interval_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("t.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9000\"\nlog_segment_bytes = 4096\n",
+        )
+        .expect("write");
+        let env = vec![
+            ("TIDELOG_LOG_SEGMENT_BYTES".to_string(), "8192".to_string()),
+            ("TIDELOG_BROKER".to_string(), "ignored".to_string()),
+        ];
+        let c = ServeConfig::load(Some(&f), env.into_iter()).expect("load");
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        assert_eq!(c.log_segment_bytes, 8192);
+        assert_eq!(c.http_listen, "127.0.0.1:7071");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key() {
+        let env = vec![("TIDELOG_LOG_SEGMENT_BYTES".to_string(), "big".to_string())];
+        let e = ServeConfig::load(None, env.into_iter()).expect_err("invalid");
+        assert!(e.to_string().contains("TIDELOG_LOG_SEGMENT_BYTES"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("t.toml");
+        std::fs::write(&f, "no_such = 1\n").expect("write");
+        assert!(ServeConfig::load(Some(&f), std::iter::empty()).is_err());
+    }
+}

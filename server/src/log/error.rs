@@ -1,0 +1,73 @@
+//! Errors of the log layer.
+
+use std::path::{Path, PathBuf};
+
+use tidelog_proto::batch::BatchError;
+
+/// Why a log operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// A filesystem call failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// File or directory involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A batch failed validation.
+    #[error("corrupt batch: {0}")]
+    Corrupt(BatchError),
+    /// A batch is larger than `max.message.bytes`.
+    #[error("batch of {size} bytes exceeds max.message.bytes={max}")]
+    RecordTooLarge {
+        /// Batch size.
+        size: usize,
+        /// The topic's limit.
+        max: u32,
+    },
+    /// An idempotent producer skipped sequence numbers.
+    #[error("out-of-order sequence for producer {producer_id}: expected {expected}, got {got}")]
+    OutOfOrderSequence {
+        /// Producer id.
+        producer_id: i64,
+        /// Next sequence the broker expects.
+        expected: i32,
+        /// Sequence received.
+        got: i32,
+    },
+    /// An idempotent producer used an old epoch.
+    #[error("producer {producer_id} fenced: epoch {got} is older than {current}")]
+    ProducerFenced {
+        /// Producer id.
+        producer_id: i64,
+        /// Latest epoch seen.
+        current: i16,
+        /// Epoch received.
+        got: i16,
+    },
+    /// A read asked for an offset outside the log.
+    #[error("offset {offset} is out of range [{start}, {end}]")]
+    OffsetOutOfRange {
+        /// Requested offset.
+        offset: i64,
+        /// Log start offset.
+        start: i64,
+        /// Log end offset.
+        end: i64,
+    },
+    /// A previous fsync failed; the log refuses writes until restarted,
+    /// because the kernel may have dropped the dirty pages.
+    #[error("log is failed after an fsync error; restart the broker: {0}")]
+    Failed(String),
+}
+
+impl LogError {
+    /// Wraps an I/O error with its path.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        LogError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

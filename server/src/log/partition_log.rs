@@ -1,0 +1,507 @@
+//! The log of one partition: an ordered set of segments, the last of which
+//! is active. Appends, rolls, retention, recovery and read planning live
+//! here; the caller serialises access (one mutex per partition) and runs the
+//! fsyncs (group commit) and the actual reads outside that lock.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tidelog_proto::batch::{decode_records, stamp_batch, BatchHeader, HEADER_LEN};
+
+use super::error::LogError;
+use super::producer_state::{ProducerStateTable, SequenceCheck};
+use super::segment::Segment;
+
+/// Settings of one partition's log (the topic config, resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll the active segment when it would grow past this size.
+    pub segment_bytes: u64,
+    /// Roll the active segment when it is older than this (ms).
+    pub segment_ms: i64,
+    /// Delete sealed segments whose newest record is older than this (ms);
+    /// -1 keeps them forever.
+    pub retention_ms: i64,
+    /// Delete the oldest sealed segments while the log is larger than this;
+    /// -1 means no size limit.
+    pub retention_bytes: i64,
+    /// Largest batch accepted, in bytes.
+    pub max_message_bytes: u32,
+    /// Bytes of log between two offset-index entries.
+    pub index_interval_bytes: u64,
+    /// Forget idle idempotent producers after this (ms).
+    pub producer_expiry_ms: i64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            max_message_bytes: 1024 * 1024 + 1024,
+            index_interval_bytes: 4096,
+            producer_expiry_ms: 7 * 24 * 3600 * 1000,
+        }
+    }
+}
+
+/// A validated batch waiting to be appended.
+#[derive(Debug)]
+pub struct IncomingBatch {
+    /// The bytes, owned so the broker can stamp them in place.
+    pub bytes: BytesMut,
+    /// Its parsed header.
+    pub header: BatchHeader,
+}
+
+/// Result of appending one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Offset of the batch's first record.
+    pub base_offset: i64,
+    /// True for a recognised retry (nothing appended).
+    pub duplicate: bool,
+}
+
+/// Where to read for a fetch: a file range, read outside the lock.
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    file: Arc<File>,
+    start: u64,
+    end: u64,
+}
+
+/// Summary numbers of a partition.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogStats {
+    /// First offset in the log.
+    pub log_start_offset: i64,
+    /// Next offset to be assigned.
+    pub log_end_offset: i64,
+    /// Bytes in all segments.
+    pub size_bytes: u64,
+    /// Number of segments.
+    pub segments: u32,
+}
+
+/// The log of one partition.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    producers: ProducerStateTable,
+    failed: Option<String>,
+}
+
+fn snapshot_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{base_offset:020}.snapshot"))
+}
+
+fn parse_stem(name: &str, ext: &str) -> Option<i64> {
+    let stem = name.strip_suffix(ext)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`, recovering from a crash: the
+    /// active segment is scanned and its torn tail truncated; sealed
+    /// segments are trusted if their index files check out.
+    pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Self, LogError> {
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+            let entry = entry.map_err(|e| LogError::io(dir, e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(base) = parse_stem(&name, ".log") {
+                bases.push(base);
+            } else if name.ends_with(".tmp") {
+                // A snapshot interrupted mid-write.
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        bases.sort_unstable();
+        let mut segments = BTreeMap::new();
+        let mut producers = ProducerStateTable::default();
+        let last = bases.last().copied();
+        let mut expected_next: Option<i64> = None;
+        for base in bases {
+            let is_last = Some(base) == last;
+            if is_last {
+                producers = ProducerStateTable::read_snapshot(&snapshot_path(dir, base))
+                    .unwrap_or_default();
+            }
+            let mut on_batch = |h: &BatchHeader| {
+                if is_last {
+                    producers.record(h, h.base_offset, now_ms);
+                }
+            };
+            let (seg, outcome) = Segment::open(
+                dir,
+                base,
+                config.index_interval_bytes,
+                is_last,
+                &mut on_batch,
+            )?;
+            if outcome.truncated_bytes > 0 {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    segment = base,
+                    bytes = outcome.truncated_bytes,
+                    "truncated a torn or corrupt tail"
+                );
+            }
+            if let Some(expected) = expected_next {
+                if expected != base {
+                    tracing::warn!(dir = %dir.display(), expected, base, "gap between segments");
+                }
+            }
+            expected_next = Some(seg.next_offset());
+            segments.insert(base, seg);
+        }
+        if segments.is_empty() {
+            let seg = Segment::create(dir, 0, config.index_interval_bytes, now_ms)?;
+            sync_dir(dir)?;
+            segments.insert(0, seg);
+        }
+        Ok(PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            producers,
+            failed: None,
+        })
+    }
+
+    fn active(&self) -> &Segment {
+        // `open` guarantees at least one segment and nothing removes the last.
+        self.segments
+            .values()
+            .next_back()
+            .expect("a partition log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a partition log always has an active segment")
+    }
+
+    /// Replaces the config (takes effect on the next append / retention).
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Next offset to be assigned.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.segments.keys().next().copied().unwrap_or(0)
+    }
+
+    /// Marks the log failed (after an fsync error); appends are refused.
+    pub fn mark_failed(&mut self, why: String) {
+        self.failed = Some(why);
+    }
+
+    /// Validates sizes and sequences of every batch first, then appends them
+    /// all: a request with one bad batch appends nothing.
+    pub fn append(
+        &mut self,
+        batches: Vec<IncomingBatch>,
+        now_ms: i64,
+    ) -> Result<Vec<AppendResult>, LogError> {
+        if let Some(why) = &self.failed {
+            return Err(LogError::Failed(why.clone()));
+        }
+        for b in &batches {
+            if b.bytes.len() > self.config.max_message_bytes as usize {
+                return Err(LogError::RecordTooLarge {
+                    size: b.bytes.len(),
+                    max: self.config.max_message_bytes,
+                });
+            }
+        }
+        // Dry run of the sequence checks on a copy of the producers involved.
+        let mut scratch = self
+            .producers
+            .subset(batches.iter().map(|b| b.header.producer_id));
+        let mut next = self.log_end_offset();
+        let mut decisions = Vec::with_capacity(batches.len());
+        for b in &batches {
+            let d = scratch.check(&b.header)?;
+            if d == SequenceCheck::Append {
+                scratch.record(&b.header, next, now_ms);
+                next += i64::from(b.header.record_count);
+            }
+            decisions.push(d);
+        }
+        let mut results = Vec::with_capacity(batches.len());
+        for (mut b, d) in batches.into_iter().zip(decisions) {
+            match d {
+                SequenceCheck::Duplicate(base_offset) => results.push(AppendResult {
+                    base_offset,
+                    duplicate: true,
+                }),
+                SequenceCheck::Append => {
+                    self.maybe_roll(b.bytes.len() as u64, now_ms)?;
+                    let base_offset = self.log_end_offset();
+                    stamp_batch(&mut b.bytes, base_offset, 0);
+                    b.header.base_offset = base_offset;
+                    self.active_mut().append(&b.bytes, &b.header)?;
+                    self.producers.record(&b.header, base_offset, now_ms);
+                    results.push(AppendResult {
+                        base_offset,
+                        duplicate: false,
+                    });
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    fn maybe_roll(&mut self, incoming: u64, now_ms: i64) -> Result<(), LogError> {
+        let cfg = &self.config;
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let too_big = active.size() + incoming > cfg.segment_bytes;
+        let too_old = now_ms.saturating_sub(active.created_ms()) >= cfg.segment_ms;
+        if too_big || too_old {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the log end.
+    pub fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let dir = self.dir.clone();
+        let old_base = self.active().base_offset();
+        self.active().seal(&dir)?;
+        let base = self.log_end_offset();
+        self.producers
+            .expire(now_ms, self.config.producer_expiry_ms);
+        self.producers.write_snapshot(&snapshot_path(&dir, base))?;
+        let seg = Segment::create(&dir, base, self.config.index_interval_bytes, now_ms)?;
+        sync_dir(&dir)?;
+        self.segments.insert(base, seg);
+        let _ = std::fs::remove_file(snapshot_path(&dir, old_base));
+        Ok(())
+    }
+
+    /// The active segment's file and the offset its data reaches, for a
+    /// group-commit fsync outside the lock.
+    pub fn sync_target(&self) -> (Arc<File>, i64) {
+        (self.active().file(), self.log_end_offset())
+    }
+
+    /// Plans a read at `offset` bounded by `visible_end` (the offset below
+    /// which data is durable). `Ok(None)`: nothing readable yet.
+    pub fn plan_read(&self, offset: i64, visible_end: i64) -> Result<Option<ReadPlan>, LogError> {
+        let start = self.log_start_offset();
+        let end = self.log_end_offset();
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange { offset, start, end });
+        }
+        if offset >= visible_end {
+            return Ok(None);
+        }
+        let Some((_, seg)) = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .filter(|(_, s)| s.next_offset() > offset)
+            .or_else(|| self.segments.range(offset..).next())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ReadPlan {
+            file: seg.file(),
+            start: seg.position_for_offset(offset),
+            end: seg.size(),
+        }))
+    }
+
+    /// Plans a scan for the first batch with `max_timestamp >= ts`; run it
+    /// with [`find_timestamp`] outside the lock.
+    pub fn plan_timestamp(&self, ts: i64) -> Option<ReadPlan> {
+        self.segments
+            .values()
+            .find(|s| s.max_timestamp() >= ts)
+            .map(|s| ReadPlan {
+                file: s.file(),
+                start: s.position_for_timestamp(ts),
+                end: s.size(),
+            })
+    }
+
+    /// Deletes sealed segments past the retention limits. Returns how many
+    /// were removed.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let mut removed = 0;
+        let mut total: u64 = self.segments.values().map(Segment::size).sum();
+        loop {
+            if self.segments.len() <= 1 {
+                break;
+            }
+            let Some((&base, oldest)) = self.segments.iter().next() else {
+                break;
+            };
+            let expired = self.config.retention_ms >= 0
+                && oldest.max_timestamp() >= 0
+                && now_ms.saturating_sub(oldest.max_timestamp()) > self.config.retention_ms;
+            let over_size = self.config.retention_bytes >= 0
+                && total.saturating_sub(oldest.size()) >= self.config.retention_bytes as u64
+                && total > self.config.retention_bytes as u64;
+            if !(expired || over_size) {
+                break;
+            }
+            oldest.delete_files(&self.dir)?;
+            total -= oldest.size();
+            self.segments.remove(&base);
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Summary numbers.
+    pub fn stats(&self) -> LogStats {
+        LogStats {
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.log_end_offset(),
+            size_bytes: self.segments.values().map(Segment::size).sum(),
+            segments: self.segments.len() as u32,
+        }
+    }
+
+    /// Fsyncs the active segment (used at shutdown).
+    pub fn sync_active(&self) -> Result<(), LogError> {
+        self.active().sync()
+    }
+}
+
+/// Batches read by [`read_batches`].
+#[derive(Debug, Clone, Default)]
+pub struct ReadOutcome {
+    /// Whole batches, concatenated.
+    pub bytes: Bytes,
+    /// Records in those batches.
+    pub records: u64,
+    /// Offset after the last record read (0 when nothing was read).
+    pub next_offset: i64,
+}
+
+/// Reads whole batches from a plan: skips batches that end before
+/// `offset`, stops before batches at or past `visible_end`, and returns at
+/// least one batch (if any) and otherwise at most about `max_bytes`.
+pub fn read_batches(
+    plan: &ReadPlan,
+    offset: i64,
+    visible_end: i64,
+    max_bytes: usize,
+) -> Result<ReadOutcome, LogError> {
+    let read_err = |e| LogError::io(Path::new("segment"), e);
+    let mut header = [0u8; HEADER_LEN];
+    // Skip batches before `offset` header by header; the sparse index puts
+    // us at most one index interval away.
+    let mut pos = plan.start;
+    let first = loop {
+        if pos + HEADER_LEN as u64 > plan.end {
+            return Ok(ReadOutcome::default());
+        }
+        plan.file
+            .read_exact_at(&mut header, pos)
+            .map_err(read_err)?;
+        let h = BatchHeader::parse(&header).map_err(LogError::Corrupt)?;
+        if h.next_offset() > offset {
+            break h;
+        }
+        pos += h.total_len() as u64;
+    };
+    if first.base_offset >= visible_end {
+        return Ok(ReadOutcome::default());
+    }
+    // One read covering the first batch whole and up to max_bytes in all,
+    // then cut after the last whole visible batch.
+    let want = (first.total_len() as u64).max((max_bytes as u64).min(plan.end - pos));
+    if pos + want > plan.end {
+        return Err(LogError::Corrupt(
+            tidelog_proto::batch::BatchError::Truncated {
+                needed: want as usize,
+                available: (plan.end - pos) as usize,
+            },
+        ));
+    }
+    let mut out = BytesMut::zeroed(want as usize);
+    plan.file.read_exact_at(&mut out, pos).map_err(read_err)?;
+    let mut cut = 0usize;
+    let mut records = 0u64;
+    let mut next_offset = 0;
+    while out.len() - cut >= HEADER_LEN {
+        let h = BatchHeader::parse(&out[cut..]).map_err(LogError::Corrupt)?;
+        if h.base_offset >= visible_end || cut + h.total_len() > out.len() {
+            break;
+        }
+        cut += h.total_len();
+        records += u64::from(h.record_count);
+        next_offset = h.next_offset();
+    }
+    out.truncate(cut);
+    Ok(ReadOutcome {
+        bytes: out.freeze(),
+        records,
+        next_offset,
+    })
+}
+
+/// Scans from a timestamp plan for the first record with timestamp >= `ts`.
+pub fn find_timestamp(plan: &ReadPlan, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+    let mut pos = plan.start;
+    let mut header = [0u8; HEADER_LEN];
+    while pos + HEADER_LEN as u64 <= plan.end {
+        plan.file
+            .read_exact_at(&mut header, pos)
+            .map_err(|e| LogError::io(Path::new("segment"), e))?;
+        let h = BatchHeader::parse(&header).map_err(LogError::Corrupt)?;
+        if h.max_timestamp >= ts {
+            let mut buf = vec![0u8; h.total_len()];
+            plan.file
+                .read_exact_at(&mut buf, pos)
+                .map_err(|e| LogError::io(Path::new("segment"), e))?;
+            let buf = Bytes::from(buf);
+            let records = decode_records(&h, &buf).map_err(LogError::Corrupt)?;
+            if let Some(r) = records.iter().find(|r| r.timestamp >= ts) {
+                return Ok(Some((r.offset, r.timestamp)));
+            }
+        }
+        pos += h.total_len() as u64;
+    }
+    Ok(None)
+}
+
+/// Fsyncs a directory so a created or renamed entry is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| LogError::io(dir, e))
+}

@@ -1,0 +1,5 @@
+//! The `tidelog` command.
+
+fn main() -> std::process::ExitCode {
+    tidelog_server::cli::main()
+}
