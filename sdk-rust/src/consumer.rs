@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use tidelog_proto::batch::{decode_records, split_batches};
 use tidelog_proto::v1::{consumer_client::ConsumerClient, SubscribeRequest};
 use tokio::sync::mpsc;
@@ -388,11 +389,12 @@ impl Consumer {
     }
 
     /// Records as an async stream (borrowing the consumer).
-    pub fn stream(&mut self) -> impl Stream<Item = Result<ConsumerRecord>> + '_ {
+    pub fn stream(&mut self) -> BoxStream<'_, Result<ConsumerRecord>> {
         futures::stream::unfold(
             self,
             |c| async move { c.next_record().await.map(|r| (r, c)) },
         )
+        .boxed()
     }
 }
 

@@ -304,7 +304,7 @@ impl Producer {
         let (tx, rx) = oneshot::channel();
         let queue = self.queue(&record.topic, partition);
         shared.outstanding.fetch_add(1, Ordering::AcqRel);
-        {
+        let queued = {
             let mut q = queue.pending.lock().map_err(|_| Error::Closed)?;
             q.push_back(Pending {
                 timestamp: record.timestamp.unwrap_or_else(now_ms),
@@ -316,8 +316,10 @@ impl Producer {
                 tx,
                 _permit: permit,
             });
-        }
-        let queued = queue.bytes.fetch_add(size, Ordering::AcqRel) + size;
+            // Updated under the queue lock so the sender's subtraction
+            // never sees bytes it has not been told about.
+            queue.bytes.fetch_add(size, Ordering::AcqRel) + size
+        };
         if queued >= shared.config.batch_bytes || queued == size {
             queue.wake.notify_one();
         }

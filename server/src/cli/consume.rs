@@ -137,7 +137,7 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
             break;
         }
         // Flush when caught up so a follower sees records promptly.
-        if printed % 1024 == 0 {
+        if printed.is_multiple_of(1024) {
             out.flush()?;
         }
         if args.count.is_none() {

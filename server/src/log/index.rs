@@ -58,9 +58,9 @@ impl OffsetIndex {
         }
     }
 
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.entries.len()
+    /// True when there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// Serialises the entries in file format.
@@ -76,7 +76,7 @@ impl OffsetIndex {
     /// Parses an index file, returning `None` unless every entry is
     /// plausible: whole entries, strictly increasing, within the segment.
     pub fn from_bytes(buf: &[u8], segment_size: u64, max_rel_offset: u32) -> Option<Self> {
-        if buf.len() % 8 != 0 {
+        if !buf.len().is_multiple_of(8) {
             return None;
         }
         let mut entries = Vec::with_capacity(buf.len() / 8);
@@ -143,7 +143,7 @@ impl TimeIndex {
 
     /// Parses a time-index file, `None` unless every entry is plausible.
     pub fn from_bytes(buf: &[u8], segment_size: u64, max_rel_offset: u32) -> Option<Self> {
-        if buf.len() % 16 != 0 {
+        if !buf.len().is_multiple_of(16) {
             return None;
         }
         let mut entries: Vec<TimeEntry> = Vec::with_capacity(buf.len() / 16);

@@ -142,9 +142,9 @@ impl ProducerStateTable {
             .retain(|_, e| now_ms.saturating_sub(e.last_write_ms) <= expiry_ms);
     }
 
-    /// Number of producers tracked.
-    pub fn len(&self) -> usize {
-        self.producers.len()
+    /// True when no producer is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
     }
 
     /// Writes a snapshot file atomically (temp file, fsync, rename).
@@ -219,6 +219,6 @@ mod tests {
         t.write_snapshot(&p).expect("write");
         assert_eq!(ProducerStateTable::read_snapshot(&p), Some(t.clone()));
         t.expire(10_000, 5_000);
-        assert_eq!(t.len(), 0);
+        assert!(t.is_empty());
     }
 }

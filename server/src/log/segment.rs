@@ -241,7 +241,7 @@ impl Segment {
     fn note_appended(&mut self, h: &BatchHeader) {
         let position = self.size as u32;
         let rel_offset = (h.base_offset - self.base_offset) as u32;
-        if self.bytes_since_index >= self.index_interval || self.index.len() == 0 && position > 0 {
+        if self.bytes_since_index >= self.index_interval || self.index.is_empty() && position > 0 {
             self.index.push(OffsetEntry {
                 rel_offset,
                 position,
