@@ -8,7 +8,13 @@ use tidelog_proto::v1::{
     ListOffsetsRequest, ListTopicsRequest, OffsetSpec as WireSpec,
 };
 
+use tidelog_proto::v1::{
+    groups_client::GroupsClient, reset_spec::Spec as WireReset, CommitOffsetsRequest,
+    DeleteGroupRequest, DescribeGroupRequest, ListGroupsRequest, OffsetCommit, ResetOffsetsRequest,
+};
+
 use crate::client::{Client, MAX_MESSAGE_BYTES};
+use crate::consumer::TopicPartition;
 use crate::error::{Error, Result};
 
 /// A topic to create.
@@ -120,6 +126,105 @@ impl OffsetSpec {
     }
 }
 
+/// A consumer group as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// Group id.
+    pub group_id: String,
+    /// `EMPTY`, `STABLE` or `RECONCILING`.
+    pub state: String,
+    /// Active members.
+    pub members: u32,
+}
+
+/// A member of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMemberInfo {
+    /// Member id.
+    pub member_id: String,
+    /// Client id.
+    pub client_id: String,
+    /// Member epoch.
+    pub member_epoch: i32,
+    /// Subscribed topics.
+    pub topics: Vec<String>,
+    /// Owned partitions.
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// Committed offset and lag of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Committed offset, `None` when nothing is committed.
+    pub committed_offset: Option<i64>,
+    /// Log end offset.
+    pub log_end_offset: i64,
+    /// Records not yet consumed by the group.
+    pub lag: i64,
+    /// Owning member id, if any.
+    pub owner: Option<String>,
+    /// Commit metadata.
+    pub metadata: String,
+}
+
+/// A consumer group in detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// Group id.
+    pub group_id: String,
+    /// `EMPTY`, `STABLE` or `RECONCILING`.
+    pub state: String,
+    /// Group epoch.
+    pub group_epoch: i32,
+    /// Members.
+    pub members: Vec<GroupMemberInfo>,
+    /// Offsets and lag per partition.
+    pub partitions: Vec<PartitionLag>,
+}
+
+/// Where to move a group's committed offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetSpec {
+    /// The log start.
+    Earliest,
+    /// The log end.
+    Latest,
+    /// An exact offset (clamped to the log).
+    Offset(i64),
+    /// The first record at or after a time (ms since the epoch).
+    Timestamp(i64),
+    /// Relative to the committed offset (clamped to the log).
+    ShiftBy(i64),
+}
+
+/// One line of a reset plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetResetPlan {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Committed offset before, `None` when none.
+    pub old_offset: Option<i64>,
+    /// Committed offset after.
+    pub new_offset: i64,
+}
+
+fn from_wire_tps(tps: Vec<tidelog_proto::v1::TopicPartitions>) -> Vec<TopicPartition> {
+    tps.into_iter()
+        .flat_map(|t| {
+            let topic = t.topic;
+            t.partitions
+                .into_iter()
+                .map(move |p| TopicPartition::new(topic.clone(), p))
+        })
+        .collect()
+}
+
 /// Administration of topics.
 ///
 /// ```no_run
@@ -222,6 +327,146 @@ impl Admin {
         r.topic
             .map(Into::into)
             .ok_or_else(|| Error::Unavailable("broker sent no topic description".into()))
+    }
+
+    /// Lists consumer groups.
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let mut g = GroupsClient::new(self.client.channel());
+        let r = self
+            .client
+            .call(g.list_groups(ListGroupsRequest {}))
+            .await?;
+        Ok(r.groups
+            .into_iter()
+            .map(|g| GroupListing {
+                group_id: g.group_id,
+                state: g.state,
+                members: g.members,
+            })
+            .collect())
+    }
+
+    /// Describes a group: members, assignments, committed offsets and lag.
+    pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
+        let mut g = GroupsClient::new(self.client.channel());
+        let r = self
+            .client
+            .call(g.describe_group(DescribeGroupRequest {
+                group_id: group_id.into(),
+            }))
+            .await?;
+        Ok(GroupDescription {
+            group_id: r.group_id,
+            state: r.state,
+            group_epoch: r.group_epoch,
+            members: r
+                .members
+                .into_iter()
+                .map(|m| GroupMemberInfo {
+                    member_id: m.member_id,
+                    client_id: m.client_id,
+                    member_epoch: m.member_epoch,
+                    topics: m.topics,
+                    assignment: from_wire_tps(m.assignment),
+                })
+                .collect(),
+            partitions: r
+                .partitions
+                .into_iter()
+                .map(|p| PartitionLag {
+                    topic: p.topic,
+                    partition: p.partition,
+                    committed_offset: (p.committed_offset >= 0).then_some(p.committed_offset),
+                    log_end_offset: p.log_end_offset,
+                    lag: p.lag,
+                    owner: (!p.owner.is_empty()).then_some(p.owner),
+                    metadata: p.metadata,
+                })
+                .collect(),
+        })
+    }
+
+    /// Deletes a group's committed offsets (refused while it has members).
+    pub async fn delete_group(&self, group_id: &str) -> Result<()> {
+        let mut g = GroupsClient::new(self.client.channel());
+        self.client
+            .call(g.delete_group(DeleteGroupRequest {
+                group_id: group_id.into(),
+            }))
+            .await
+            .map(|_| ())
+    }
+
+    /// Resets a group's committed offsets for a topic (all partitions when
+    /// `partitions` is empty). Returns the plan (old → new per partition).
+    /// Refused while the group has members unless `force`, which fences them
+    /// (they rejoin and resume from the new offsets). `dry_run` only plans.
+    pub async fn reset_offsets(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partitions: &[u32],
+        spec: ResetSpec,
+        dry_run: bool,
+        force: bool,
+    ) -> Result<Vec<OffsetResetPlan>> {
+        let mut g = GroupsClient::new(self.client.channel());
+        let spec = match spec {
+            ResetSpec::Earliest => WireReset::Earliest(true),
+            ResetSpec::Latest => WireReset::Latest(true),
+            ResetSpec::Offset(o) => WireReset::Offset(o),
+            ResetSpec::Timestamp(t) => WireReset::TimestampMs(t),
+            ResetSpec::ShiftBy(d) => WireReset::ShiftBy(d),
+        };
+        let r = self
+            .client
+            .call(g.reset_offsets(ResetOffsetsRequest {
+                group_id: group_id.into(),
+                topic: topic.into(),
+                partitions: partitions.to_vec(),
+                spec: Some(tidelog_proto::v1::ResetSpec { spec: Some(spec) }),
+                dry_run,
+                force,
+            }))
+            .await?;
+        Ok(r.plan
+            .into_iter()
+            .map(|e| OffsetResetPlan {
+                topic: e.topic,
+                partition: e.partition,
+                old_offset: (e.old_offset >= 0).then_some(e.old_offset),
+                new_offset: e.new_offset,
+            })
+            .collect())
+    }
+
+    /// Commits offsets for a group outside membership (allowed only while
+    /// the group has no members), e.g. to seed a new group.
+    pub async fn commit_group_offsets(
+        &self,
+        group_id: &str,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<()> {
+        let mut g = GroupsClient::new(self.client.channel());
+        self.client
+            .call(
+                g.commit_offsets(CommitOffsetsRequest {
+                    group_id: group_id.into(),
+                    member_id: String::new(),
+                    member_epoch: 0,
+                    offsets: offsets
+                        .iter()
+                        .map(|(tp, o)| OffsetCommit {
+                            topic: tp.topic.clone(),
+                            partition: tp.partition,
+                            offset: *o,
+                            metadata: String::new(),
+                        })
+                        .collect(),
+                }),
+            )
+            .await
+            .map(|_| ())
     }
 
     /// Resolves an offset of a partition; returns `(offset, timestamp)`,

@@ -12,6 +12,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::admin::Admin;
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{Error, Result};
+use crate::group::{GroupConsumer, GroupConsumerConfig};
 use crate::producer::{Producer, ProducerConfig};
 
 /// Largest gRPC message the client sends or accepts.
@@ -119,6 +120,11 @@ impl Client {
     /// A consumer with the given settings.
     pub fn consumer_with(&self, config: ConsumerConfig) -> Consumer {
         Consumer::new(self.clone(), config)
+    }
+
+    /// A consumer that joins a consumer group.
+    pub fn group_consumer(&self, config: GroupConsumerConfig) -> GroupConsumer {
+        GroupConsumer::new(self.clone(), config)
     }
 
     /// Topic administration.

@@ -125,6 +125,8 @@ enum Fetched {
 struct PartitionState {
     /// Next offset to hand to the caller; `None` until positioned.
     position: Option<i64>,
+    /// Next offset to buffer from the fetch task (ahead of `position`).
+    fetched: i64,
     generation: u64,
     task: Option<JoinHandle<()>>,
     high_watermark: i64,
@@ -162,8 +164,14 @@ pub struct Consumer {
     partitions: HashMap<TopicPartition, PartitionState>,
     tx: mpsc::Sender<Fetched>,
     rx: mpsc::Receiver<Fetched>,
-    ready: VecDeque<ConsumerRecord>,
+    ready: VecDeque<ReadyBatch>,
     next_generation: u64,
+}
+
+/// Fetched records of one partition not yet returned to the caller.
+struct ReadyBatch {
+    tp: TopicPartition,
+    records: VecDeque<ConsumerRecord>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -195,16 +203,14 @@ impl Consumer {
         for tp in wanted {
             self.partitions.entry(tp).or_insert(PartitionState {
                 position: None,
+                fetched: 0,
                 generation: 0,
                 task: None,
                 high_watermark: -1,
             });
         }
-        let keep: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
-        self.ready.retain(|r| {
-            keep.iter()
-                .any(|tp| tp.partition == r.partition && *tp.topic == *r.topic)
-        });
+        let partitions = &self.partitions;
+        self.ready.retain(|b| partitions.contains_key(&b.tp));
     }
 
     /// Assigns every partition of the topics.
@@ -227,7 +233,9 @@ impl Consumer {
         v
     }
 
-    /// Next offset to be delivered for a partition, once positioned.
+    /// Offset of the next record [`Consumer::next_record`] returns for a
+    /// partition (last returned + 1), once positioned. This is what a
+    /// consumer commits.
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
         self.partitions.get(tp).and_then(|s| s.position)
     }
@@ -275,10 +283,10 @@ impl Consumer {
                 t.abort();
             }
             state.position = Some(offset);
+            state.fetched = offset;
             state.generation = generation;
         }
-        self.ready
-            .retain(|r| !(r.partition == tp.partition && *r.topic == *tp.topic));
+        self.ready.retain(|b| b.tp != *tp);
     }
 
     /// Starts fetch tasks for partitions that have none, positioning new
@@ -327,8 +335,15 @@ impl Consumer {
     /// assigned.
     pub async fn next_record(&mut self) -> Option<Result<ConsumerRecord>> {
         loop {
-            if let Some(r) = self.ready.pop_front() {
-                return Some(Ok(r));
+            if let Some(batch) = self.ready.front_mut() {
+                if let Some(r) = batch.records.pop_front() {
+                    if let Some(state) = self.partitions.get_mut(&batch.tp) {
+                        state.position = Some(r.offset + 1);
+                    }
+                    return Some(Ok(r));
+                }
+                self.ready.pop_front();
+                continue;
             }
             if self.partitions.is_empty() {
                 return None;
@@ -351,17 +366,13 @@ impl Consumer {
                         continue;
                     }
                     state.high_watermark = high_watermark;
-                    let Some(position) = state.position else {
-                        continue;
-                    };
-                    let mut next = position;
-                    for r in records {
-                        if r.offset >= next {
-                            next = r.offset + 1;
-                            self.ready.push_back(r);
-                        }
+                    let from = state.fetched;
+                    let records: VecDeque<ConsumerRecord> =
+                        records.into_iter().filter(|r| r.offset >= from).collect();
+                    if let Some(last) = records.back() {
+                        state.fetched = last.offset + 1;
+                        self.ready.push_back(ReadyBatch { tp, records });
                     }
-                    state.position = Some(next);
                 }
                 Fetched::Failed {
                     tp,

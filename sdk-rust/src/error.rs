@@ -42,6 +42,24 @@ pub enum Error {
     /// Another producer instance with a newer epoch took over.
     #[error("{0}")]
     ProducerFenced(String),
+    /// The consumer group does not exist.
+    #[error("{0}")]
+    UnknownGroup(String),
+    /// The group member is unknown to the coordinator (left or timed out).
+    #[error("{0}")]
+    UnknownMember(String),
+    /// The member's epoch is stale (its assignment changed or it was fenced).
+    #[error("{0}")]
+    FencedMemberEpoch(String),
+    /// A commit named a partition not assigned to the member.
+    #[error("{0}")]
+    NotAssigned(String),
+    /// The operation needs a group without active members.
+    #[error("{0}")]
+    GroupNotEmpty(String),
+    /// The group id is not valid.
+    #[error("{0}")]
+    InvalidGroupId(String),
     /// A request was invalid (bad argument from the caller).
     #[error("{0}")]
     InvalidRequest(String),
@@ -111,6 +129,12 @@ impl From<tonic::Status> for Error {
             "PRODUCER_FENCED" => Error::ProducerFenced(msg),
             "INVALID_REQUEST" => Error::InvalidRequest(msg),
             "NOT_LEADER" => Error::NotLeader(msg),
+            "UNKNOWN_GROUP" => Error::UnknownGroup(msg),
+            "UNKNOWN_MEMBER" => Error::UnknownMember(msg),
+            "FENCED_MEMBER_EPOCH" => Error::FencedMemberEpoch(msg),
+            "NOT_ASSIGNED" => Error::NotAssigned(msg),
+            "GROUP_NOT_EMPTY" => Error::GroupNotEmpty(msg),
+            "INVALID_GROUP_ID" => Error::InvalidGroupId(msg),
             "STORAGE_UNAVAILABLE" | "SHUTTING_DOWN" => Error::Unavailable(msg),
             _ => match s.code() {
                 Code::Unavailable | Code::Cancelled | Code::Unknown => Error::Unavailable(msg),

@@ -32,13 +32,18 @@ pub mod admin;
 pub mod client;
 pub mod consumer;
 pub mod error;
+pub mod group;
 pub mod partitioner;
 pub mod producer;
 
-pub use admin::{Admin, NewTopic, OffsetSpec, PartitionInfo, TopicDescription, TopicListing};
+pub use admin::{
+    Admin, GroupDescription, GroupListing, GroupMemberInfo, NewTopic, OffsetResetPlan, OffsetSpec,
+    PartitionInfo, PartitionLag, ResetSpec, TopicDescription, TopicListing,
+};
 pub use client::{Client, ClientConfig};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo, TopicPartition};
 pub use error::{Error, Result};
+pub use group::{GroupConsumer, GroupConsumerConfig, RebalanceEvent};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };

@@ -55,6 +55,8 @@ pub struct ServeConfig {
     pub log_index_interval_bytes: u64,
     /// How often retention runs (ms).
     pub retention_check_interval_ms: u64,
+    /// Heartbeat interval suggested to group members (ms).
+    pub group_heartbeat_interval_ms: u64,
     /// Log output: `text` or `json`.
     pub log_format: String,
 }
@@ -75,6 +77,7 @@ impl Default for ServeConfig {
             max_message_bytes: log.max_message_bytes,
             log_index_interval_bytes: log.index_interval_bytes,
             retention_check_interval_ms: 30_000,
+            group_heartbeat_interval_ms: 1_000,
             log_format: "text".into(),
         }
     }
@@ -152,6 +155,11 @@ impl ServeConfig {
         let overrides = crate::broker::topic_config::effective(&defaults);
         crate::broker::topic_config::resolve(&LogConfig::default(), &overrides)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.group_heartbeat_interval_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "group_heartbeat_interval_ms must be > 0".into(),
+            ));
+        }
         if self.retention_check_interval_ms == 0 {
             return Err(ConfigError::Invalid(
                 "retention_check_interval_ms must be > 0".into(),

@@ -9,6 +9,7 @@ pub mod api;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod groups;
 pub mod http;
 pub mod log;
 pub mod metrics;

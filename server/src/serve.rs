@@ -7,7 +7,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tidelog_proto::v1::{
-    admin_server::AdminServer, consumer_server::ConsumerServer, producer_server::ProducerServer,
+    admin_server::AdminServer, consumer_server::ConsumerServer, groups_server::GroupsServer,
+    producer_server::ProducerServer,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{Api, MAX_MESSAGE_BYTES};
 use crate::broker::{Broker, BrokerError};
 use crate::config::ServeConfig;
+use crate::groups::{GroupCoordinator, GroupError};
 use crate::http::{router, HttpState};
 use crate::metrics::Metrics;
 
@@ -33,6 +35,9 @@ pub enum ServeError {
     /// The broker failed to open its data.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// The group coordinator failed to open.
+    #[error(transparent)]
+    Groups(#[from] GroupError),
     /// Metrics registration failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -85,7 +90,11 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
 
     let broker = Broker::open(cfg.broker_settings(), metrics, shutdown.child_token())?;
     let _ = http_state.broker.set(Arc::clone(&broker));
-    let api = Api::new(Arc::clone(&broker));
+    let groups = GroupCoordinator::open(
+        Arc::clone(&broker),
+        Duration::from_millis(cfg.group_heartbeat_interval_ms),
+    )?;
+    let api = Api::new(Arc::clone(&broker), groups);
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(16 * 1024 * 1024))
@@ -101,7 +110,8 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(AdminServer::new(api))
+        .add_service(AdminServer::new(api.clone()))
+        .add_service(GroupsServer::new(api))
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(grpc_listener),
             shutdown.clone().cancelled_owned(),

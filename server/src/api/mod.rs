@@ -3,12 +3,14 @@
 
 pub mod admin;
 pub mod consume;
+pub mod groups;
 pub mod produce;
 pub mod status;
 
 use std::sync::Arc;
 
 use crate::broker::{Broker, BrokerError};
+use crate::groups::{GroupCoordinator, GroupError};
 
 /// Largest gRPC message accepted or sent (a produce request may carry many
 /// batches).
@@ -18,12 +20,24 @@ pub const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Api {
     broker: Arc<Broker>,
+    groups: Arc<GroupCoordinator>,
 }
 
 impl Api {
-    /// Services over a broker.
-    pub fn new(broker: Arc<Broker>) -> Self {
-        Api { broker }
+    /// Services over a broker and its group coordinator.
+    pub fn new(broker: Arc<Broker>, groups: Arc<GroupCoordinator>) -> Self {
+        Api { broker, groups }
+    }
+
+    /// Counts and converts a group error.
+    fn fail_group(&self, e: GroupError) -> tonic::Status {
+        let (_, reason) = status::classify_group(&e);
+        self.broker
+            .metrics()
+            .errors
+            .with_label_values(&[reason.as_str_name()])
+            .inc();
+        status::group_status(&e)
     }
 
     /// Counts and converts an error.

@@ -5,6 +5,7 @@ use tidelog_proto::ERROR_REASON_KEY;
 use tonic::{Code, Status};
 
 use crate::broker::BrokerError;
+use crate::groups::GroupError;
 use crate::log::LogError;
 
 /// Code and stable reason for an error.
@@ -32,10 +33,34 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
     }
 }
 
-/// Converts an error to a status carrying the reason in metadata.
+/// Code and stable reason for a group error.
+pub fn classify_group(e: &GroupError) -> (Code, ErrorReason) {
+    use ErrorReason as R;
+    match e {
+        GroupError::UnknownGroup(_) => (Code::NotFound, R::UnknownGroup),
+        GroupError::UnknownMember { .. } => (Code::NotFound, R::UnknownMember),
+        GroupError::FencedEpoch { .. } => (Code::FailedPrecondition, R::FencedMemberEpoch),
+        GroupError::NotAssigned { .. } => (Code::FailedPrecondition, R::NotAssigned),
+        GroupError::GroupNotEmpty { .. } => (Code::FailedPrecondition, R::GroupNotEmpty),
+        GroupError::InvalidGroupId(_) => (Code::InvalidArgument, R::InvalidGroupId),
+        GroupError::InvalidRequest(_) => (Code::InvalidArgument, R::InvalidRequest),
+        GroupError::Storage(_) => (Code::Unavailable, R::StorageUnavailable),
+        GroupError::Broker(b) => classify(b),
+    }
+}
+
+/// Converts a broker error to a status carrying the reason in metadata.
 pub fn to_status(e: &BrokerError) -> Status {
-    let (code, reason) = classify(e);
-    let mut status = Status::new(code, e.to_string());
+    with_reason(classify(e), e.to_string())
+}
+
+/// Converts a group error to a status carrying the reason in metadata.
+pub fn group_status(e: &GroupError) -> Status {
+    with_reason(classify_group(e), e.to_string())
+}
+
+fn with_reason((code, reason): (Code, ErrorReason), message: String) -> Status {
+    let mut status = Status::new(code, message);
     if let Ok(v) = reason.as_str_name().parse() {
         status.metadata_mut().insert(ERROR_REASON_KEY, v);
     }

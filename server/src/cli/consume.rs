@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::{Args, ValueEnum};
 use futures::StreamExt;
-use tidelog::{ConsumerRecord, SeekTo, TopicPartition};
+use tidelog::{ConsumerRecord, GroupConsumerConfig, OffsetReset, SeekTo, TopicPartition};
 
 use super::{BrokerArgs, CliError};
 
@@ -32,8 +32,13 @@ pub struct ConsumeArgs {
     #[arg(long)]
     from_time: Option<String>,
     /// Read only this partition (default: all).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "group")]
     partition: Option<u32>,
+    /// Consume as a member of this consumer group: start at the group's
+    /// committed offsets (earliest when none) and commit what was printed
+    /// before exiting.
+    #[arg(long, conflicts_with_all = ["from_beginning", "offset", "from_time"])]
+    group: Option<String>,
     /// Stop after COUNT records (default: follow until interrupted).
     #[arg(short = 'n', long = "count")]
     count: Option<u64>,
@@ -81,6 +86,9 @@ fn print(out: &mut impl Write, r: &ConsumerRecord, format: Format) -> std::io::R
 }
 
 pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
+    if let Some(group) = args.group.clone() {
+        return run_group(args, group).await;
+    }
     let start = if args.from_beginning {
         SeekTo::Beginning
     } else if let Some(o) = args.offset {
@@ -145,5 +153,57 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// `--group`: a group member that commits what it printed.
+async fn run_group(args: ConsumeArgs, group: String) -> Result<(), CliError> {
+    let client = args.broker.connect().await?;
+    let mut config = GroupConsumerConfig::new(group);
+    config.auto_offset_reset = OffsetReset::Earliest;
+    // Commits happen explicitly below, after records were printed.
+    config.auto_commit = false;
+    config.client_id = "tidelog-cli".into();
+    let mut consumer = client.group_consumer(config);
+    consumer.subscribe(&[args.topic.as_str()]).await?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut printed: u64 = 0;
+    let mut last_commit = std::time::Instant::now();
+    let result: Result<(), CliError> = async {
+        if args.count == Some(0) {
+            return Ok(());
+        }
+        loop {
+            let next = tokio::select! {
+                r = consumer.next_record() => r,
+                _ = tokio::signal::ctrl_c() => None,
+            };
+            let Some(record) = next else { break };
+            let record = record?;
+            print(&mut out, &record, args.format)?;
+            printed += 1;
+            if Some(printed) == args.count {
+                break;
+            }
+            if args.count.is_none() {
+                out.flush()?;
+                // While following, commit what was printed every few seconds.
+                if last_commit.elapsed() >= std::time::Duration::from_secs(5) {
+                    consumer.commit().await?;
+                    last_commit = std::time::Instant::now();
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    out.flush()?;
+    // Printed records are flushed: now commit them, then leave the group.
+    let committed = consumer.commit().await;
+    let closed = consumer.close().await;
+    result?;
+    committed?;
+    closed?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! Errors print one plain line on stderr and exit non-zero.
 
 mod consume;
+mod group;
 mod produce;
 mod topic;
 
@@ -27,6 +28,9 @@ enum Command {
     /// Manage topics.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
+    /// Manage consumer groups.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Produce records from stdin, one per line.
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
@@ -99,6 +103,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Topic(cmd) => topic::run(cmd).await.map_err(|e| e.to_string()),
+            Command::Group(cmd) => group::run(cmd).await.map_err(|e| e.to_string()),
             Command::Produce(args) => produce::run(args).await.map_err(|e| e.to_string()),
             Command::Consume(args) => consume::run(args).await.map_err(|e| e.to_string()),
         }
