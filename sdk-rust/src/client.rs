@@ -180,7 +180,7 @@ impl Client {
         Ok(n)
     }
 
-    fn cached_count(&self, topic: &str) -> Option<u32> {
+    pub(crate) fn cached_count(&self, topic: &str) -> Option<u32> {
         self.inner
             .partition_counts
             .lock()

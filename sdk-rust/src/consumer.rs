@@ -166,6 +166,8 @@ pub struct Consumer {
     rx: mpsc::Receiver<Fetched>,
     ready: VecDeque<ReadyBatch>,
     next_generation: u64,
+    /// A fetch failure seen by `try_next_record`, reported by `next_record`.
+    pending_failure: Option<Fetched>,
 }
 
 /// Fetched records of one partition not yet returned to the caller.
@@ -193,6 +195,7 @@ impl Consumer {
             rx,
             ready: VecDeque::new(),
             next_generation: 1,
+            pending_failure: None,
         }
     }
 
@@ -331,71 +334,103 @@ impl Consumer {
         Ok(())
     }
 
+    /// The next record if one is already fetched, without waiting. For
+    /// language bindings that drain buffered records without an async round
+    /// trip per record; fall back to [`Consumer::next_record`] on `None`.
+    pub fn try_next_record(&mut self) -> Option<ConsumerRecord> {
+        loop {
+            if let Some(r) = self.pop_ready() {
+                return Some(r);
+            }
+            match self.rx.try_recv() {
+                Ok(fetched) => {
+                    if let Err(fetched) = self.absorb(fetched) {
+                        // An error: leave it for next_record to report.
+                        self.pending_failure = Some(fetched);
+                        return None;
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn pop_ready(&mut self) -> Option<ConsumerRecord> {
+        while let Some(batch) = self.ready.front_mut() {
+            if let Some(r) = batch.records.pop_front() {
+                if let Some(state) = self.partitions.get_mut(&batch.tp) {
+                    state.position = Some(r.offset + 1);
+                }
+                return Some(r);
+            }
+            self.ready.pop_front();
+        }
+        None
+    }
+
+    /// Buffers fetched records; hands failures back.
+    fn absorb(&mut self, fetched: Fetched) -> std::result::Result<(), Fetched> {
+        match fetched {
+            Fetched::Records {
+                tp,
+                generation,
+                records,
+                high_watermark,
+            } => {
+                let Some(state) = self.partitions.get_mut(&tp) else {
+                    return Ok(());
+                };
+                if state.generation != generation {
+                    return Ok(());
+                }
+                state.high_watermark = high_watermark;
+                let from = state.fetched;
+                let records: VecDeque<ConsumerRecord> = records.into_iter().filter(|r| r.offset >= from).collect();
+                if let Some(last) = records.back() {
+                    state.fetched = last.offset + 1;
+                    self.ready.push_back(ReadyBatch { tp, records });
+                }
+                Ok(())
+            }
+            failed @ Fetched::Failed { .. } => Err(failed),
+        }
+    }
+
     /// The next record, waiting for one. `None` only when nothing is
     /// assigned.
     pub async fn next_record(&mut self) -> Option<Result<ConsumerRecord>> {
         loop {
-            if let Some(batch) = self.ready.front_mut() {
-                if let Some(r) = batch.records.pop_front() {
-                    if let Some(state) = self.partitions.get_mut(&batch.tp) {
-                        state.position = Some(r.offset + 1);
-                    }
-                    return Some(Ok(r));
-                }
-                self.ready.pop_front();
-                continue;
+            if let Some(r) = self.pop_ready() {
+                return Some(Ok(r));
             }
             if self.partitions.is_empty() {
                 return None;
             }
-            if let Err(e) = self.ensure_fetching().await {
-                return Some(Err(e));
-            }
-            let fetched = self.rx.recv().await?;
-            match fetched {
-                Fetched::Records {
-                    tp,
-                    generation,
-                    records,
-                    high_watermark,
-                } => {
-                    let Some(state) = self.partitions.get_mut(&tp) else {
-                        continue;
-                    };
-                    if state.generation != generation {
-                        continue;
+            let fetched = match self.pending_failure.take() {
+                Some(f) => f,
+                None => {
+                    if let Err(e) = self.ensure_fetching().await {
+                        return Some(Err(e));
                     }
-                    state.high_watermark = high_watermark;
-                    let from = state.fetched;
-                    let records: VecDeque<ConsumerRecord> =
-                        records.into_iter().filter(|r| r.offset >= from).collect();
-                    if let Some(last) = records.back() {
-                        state.fetched = last.offset + 1;
-                        self.ready.push_back(ReadyBatch { tp, records });
-                    }
+                    self.rx.recv().await?
                 }
-                Fetched::Failed {
-                    tp,
-                    generation,
-                    error,
-                } => {
-                    let Some(state) = self.partitions.get_mut(&tp) else {
-                        continue;
-                    };
-                    if state.generation != generation {
-                        continue;
-                    }
-                    state.task = None;
-                    if matches!(error, Error::OffsetOutOfRange(_))
-                        && self.config.auto_offset_reset != OffsetReset::None
-                    {
-                        // The position fell out of the log (retention): reset.
-                        state.position = None;
-                        continue;
-                    }
-                    return Some(Err(error));
-                }
+            };
+            let Err(Fetched::Failed { tp, generation, error }) = self.absorb(fetched) else {
+                continue;
+            };
+            let Some(state) = self.partitions.get_mut(&tp) else {
+                continue;
+            };
+            if state.generation != generation {
+                continue;
             }
+            state.task = None;
+            if matches!(error, Error::OffsetOutOfRange(_)) && self.config.auto_offset_reset != OffsetReset::None {
+                // The position fell out of the log (retention): reset.
+                state.position = None;
+                continue;
+            }
+            return Some(Err(error));
         }
     }
 

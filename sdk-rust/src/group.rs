@@ -362,6 +362,19 @@ impl GroupConsumer {
         }
     }
 
+    /// The next record if one is already fetched and no rebalance or
+    /// auto-commit is due, without waiting; otherwise `None` (then call
+    /// [`GroupConsumer::next_record`]). For language bindings.
+    pub fn try_next_record(&mut self) -> Option<ConsumerRecord> {
+        if self.heartbeat.is_none() || self.updates.has_changed().unwrap_or(true) {
+            return None;
+        }
+        if self.config.auto_commit && self.last_commit.elapsed() >= self.config.auto_commit_interval {
+            return None;
+        }
+        self.consumer.try_next_record()
+    }
+
     /// Records as an async stream (borrowing the consumer).
     pub fn stream(&mut self) -> BoxStream<'_, Result<ConsumerRecord>> {
         futures::stream::unfold(
