@@ -385,7 +385,8 @@ impl Consumer {
                 }
                 state.high_watermark = high_watermark;
                 let from = state.fetched;
-                let records: VecDeque<ConsumerRecord> = records.into_iter().filter(|r| r.offset >= from).collect();
+                let records: VecDeque<ConsumerRecord> =
+                    records.into_iter().filter(|r| r.offset >= from).collect();
                 if let Some(last) = records.back() {
                     state.fetched = last.offset + 1;
                     self.ready.push_back(ReadyBatch { tp, records });
@@ -415,7 +416,12 @@ impl Consumer {
                     self.rx.recv().await?
                 }
             };
-            let Err(Fetched::Failed { tp, generation, error }) = self.absorb(fetched) else {
+            let Err(Fetched::Failed {
+                tp,
+                generation,
+                error,
+            }) = self.absorb(fetched)
+            else {
                 continue;
             };
             let Some(state) = self.partitions.get_mut(&tp) else {
@@ -425,7 +431,9 @@ impl Consumer {
                 continue;
             }
             state.task = None;
-            if matches!(error, Error::OffsetOutOfRange(_)) && self.config.auto_offset_reset != OffsetReset::None {
+            if matches!(error, Error::OffsetOutOfRange(_))
+                && self.config.auto_offset_reset != OffsetReset::None
+            {
                 // The position fell out of the log (retention): reset.
                 state.position = None;
                 continue;

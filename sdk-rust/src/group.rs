@@ -369,7 +369,8 @@ impl GroupConsumer {
         if self.heartbeat.is_none() || self.updates.has_changed().unwrap_or(true) {
             return None;
         }
-        if self.config.auto_commit && self.last_commit.elapsed() >= self.config.auto_commit_interval {
+        if self.config.auto_commit && self.last_commit.elapsed() >= self.config.auto_commit_interval
+        {
             return None;
         }
         self.consumer.try_next_record()
