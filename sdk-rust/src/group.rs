@@ -258,11 +258,18 @@ impl GroupConsumer {
         if update.serial == self.applied_serial {
             return Ok(());
         }
-        self.applied_serial = update.serial;
         let current: BTreeSet<TopicPartition> = self.consumer.assignment().into_iter().collect();
         let revoked: Vec<TopicPartition> =
             current.difference(&update.partitions).cloned().collect();
         let added: Vec<TopicPartition> = update.partitions.difference(&current).cloned().collect();
+        // Look up where new partitions start before changing anything, so a
+        // failed lookup leaves the update to be applied again.
+        let starts = if added.is_empty() {
+            Vec::new()
+        } else {
+            self.committed(&added).await?
+        };
+        self.applied_serial = update.serial;
         if !revoked.is_empty() {
             if update.lost {
                 self.emit(RebalanceEvent::Lost(revoked.clone()));
@@ -278,8 +285,7 @@ impl GroupConsumer {
         }
         self.consumer.assign(update.partitions.iter().cloned());
         if !added.is_empty() {
-            let committed = self.committed(&added).await?;
-            for (tp, offset) in committed {
+            for (tp, offset) in starts {
                 if let Some(o) = offset {
                     self.consumer.seek(&tp, SeekTo::Offset(o)).await?;
                 }
