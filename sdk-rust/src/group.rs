@@ -331,6 +331,19 @@ impl GroupConsumer {
     /// The next record, waiting for one; applies rebalances and auto-commit
     /// in between. `None` after `close`.
     pub async fn next_record(&mut self) -> Option<Result<ConsumerRecord>> {
+        self.next_record_until(std::future::pending()).await
+    }
+
+    /// Like [`GroupConsumer::next_record`], but gives up and returns `None`
+    /// once `stop` completes while waiting for records. `stop` is only
+    /// watched where abandoning the wait is safe (never in the middle of
+    /// applying a rebalance or a commit), so a binding can interrupt an idle
+    /// wait to seek, commit or close without losing an assignment change.
+    pub async fn next_record_until(
+        &mut self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Option<Result<ConsumerRecord>> {
+        tokio::pin!(stop);
         loop {
             if self.heartbeat.is_none() {
                 return None;
@@ -354,6 +367,7 @@ impl GroupConsumer {
                 tokio::select! {
                     _ = self.updates.changed() => {}
                     _ = timer => {}
+                    _ = &mut stop => return None,
                 }
                 continue;
             }
@@ -364,6 +378,7 @@ impl GroupConsumer {
                 },
                 _ = self.updates.changed() => {}
                 _ = timer, if self.config.auto_commit => {}
+                _ = &mut stop => return None,
             }
         }
     }
