@@ -1,0 +1,399 @@
+'use strict'
+
+// The public API: thin JavaScript idioms (kafkajs-style objects, run loops,
+// async iteration, error classes) over the native classes in `native.js`.
+// All client logic (batching, retries, fetching, groups) is in Rust.
+
+const { EventEmitter } = require('node:events')
+const native = require('./native.js')
+const errors = require('./lib/errors.js')
+
+const { toTidelogError } = errors
+
+/** Runs a native call and converts its failure to a TidelogError. */
+function call(fn) {
+  let p
+  try {
+    p = fn()
+  } catch (e) {
+    return Promise.reject(toTidelogError(e))
+  }
+  return p.then(undefined, (e) => {
+    throw toTidelogError(e)
+  })
+}
+
+function offsetString(v, what) {
+  if (v === undefined || v === null) return undefined
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint') return String(v)
+  throw new errors.InvalidArgumentError(`${what} must be a string, number or bigint`)
+}
+
+function timestampNumber(v) {
+  if (v === undefined || v === null) return undefined
+  if (v instanceof Date) return v.getTime()
+  return Number(v)
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+class Tidelog {
+  /**
+   * @param {{ brokers: string[] | string, clientId?: string,
+   *           connectionTimeout?: number, requestTimeout?: number }} options
+   */
+  constructor(options = {}) {
+    const brokers = typeof options.brokers === 'string' ? [options.brokers] : options.brokers
+    try {
+      this._native = new native.Tidelog({ ...options, brokers: brokers || [] })
+    } catch (e) {
+      throw toTidelogError(e)
+    }
+  }
+
+  producer(options) {
+    try {
+      return new Producer(this._native.producer(options))
+    } catch (e) {
+      throw toTidelogError(e)
+    }
+  }
+
+  consumer(options) {
+    try {
+      return new Consumer(this._native.consumer(options))
+    } catch (e) {
+      throw toTidelogError(e)
+    }
+  }
+
+  admin() {
+    return new Admin(this._native.admin())
+  }
+}
+
+class Producer {
+  constructor(n) {
+    this._n = n
+  }
+
+  connect() {
+    return call(() => this._n.connect())
+  }
+
+  /** Resolves to one `RecordMetadata` per message, in order. */
+  send({ topic, messages }) {
+    return call(() => this._n.send(topic, messages))
+  }
+
+  /** Several topics at once; resolves to all metadata, in order. */
+  async sendBatch({ topicMessages }) {
+    const all = await Promise.all(topicMessages.map((tm) => this.send(tm)))
+    return all.flat()
+  }
+
+  flush() {
+    return call(() => this._n.flush())
+  }
+
+  disconnect() {
+    return call(() => this._n.disconnect())
+  }
+}
+
+class Consumer extends EventEmitter {
+  constructor(n) {
+    super()
+    this._n = n
+    this._loop = null
+    this._stopping = false
+    this._running = false
+  }
+
+  get groupId() {
+    return this._n.groupId
+  }
+
+  /** Nothing to do: joining happens in `subscribe`. For kafkajs symmetry. */
+  async connect() {}
+
+  subscribe({ topics, topic, fromBeginning = false }) {
+    const list = topics ? [...topics] : []
+    if (topic) list.push(topic)
+    return call(() => this._n.subscribe(list, fromBeginning))
+  }
+
+  /**
+   * Starts the processing loop and resolves once it runs (as kafkajs does).
+   * Exactly one of `eachMessage` / `eachBatch`. A handler that throws has
+   * its partition rewound to the failed (unresolved) record, emits
+   * `'crash'`, and the loop retries after `retryDelayMs` (default 1000),
+   * unless `restartOnFailure` is false, in which case it stops.
+   */
+  async run({
+    eachMessage,
+    eachBatch,
+    eachBatchAutoResolve = true,
+    maxBatchSize = 2000,
+    restartOnFailure = true,
+    retryDelayMs = 1000,
+  } = {}) {
+    if (!eachMessage === !eachBatch) {
+      throw new errors.InvalidArgumentError('run needs exactly one of eachMessage or eachBatch')
+    }
+    if (this._running) throw new errors.InvalidArgumentError('the consumer is already running')
+    this._running = true
+    this._stopping = false
+    const opts = { eachMessage, eachBatch, eachBatchAutoResolve, maxBatchSize, restartOnFailure, retryDelayMs }
+    this._loop = this._runLoop(opts).finally(() => {
+      this._running = false
+    })
+    this._loop.catch((e) => {
+      if (this.listenerCount('crash') > 0) this.emit('crash', e)
+      else process.emitWarning(`tidelog consumer stopped: ${e && e.message}`)
+    })
+  }
+
+  async _rewind(batches, from, firstOffset) {
+    // Moves every partition with unprocessed records back to its first
+    // unprocessed offset so they are read again (and never committed).
+    const seen = new Set()
+    for (let i = from; i < batches.length; i++) {
+      const b = batches[i]
+      const key = `${b.partition}\u0000${b.topic}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      const offset = i === from && firstOffset !== undefined ? firstOffset : b.messages[0].offset
+      await call(() => this._n.seek({ topic: b.topic, partition: b.partition, offset }))
+    }
+  }
+
+  async _runLoop(opts) {
+    const { eachMessage, eachBatch, eachBatchAutoResolve, maxBatchSize } = opts
+    const isRunning = () => this._running && !this._stopping
+    const heartbeat = async () => {}
+    while (!this._stopping) {
+      const batches = await call(() => this._n.nextBatch(maxBatchSize))
+      let failure = null
+      for (let i = 0; i < batches.length && !failure; i++) {
+        const b = batches[i]
+        if (this._stopping) {
+          await this._rewind(batches, i)
+          break
+        }
+        if (eachBatch) {
+          let resolved
+          const msgs = b.messages
+          const batch = {
+            topic: b.topic,
+            partition: b.partition,
+            messages: msgs,
+            isEmpty: () => msgs.length === 0,
+            firstOffset: () => (msgs.length ? msgs[0].offset : null),
+            lastOffset: () => (msgs.length ? msgs[msgs.length - 1].offset : null),
+          }
+          try {
+            await eachBatch({
+              batch,
+              resolveOffset: (o) => {
+                resolved = String(o)
+              },
+              heartbeat,
+              commitOffsetsIfNecessary: async () => {},
+              isRunning,
+              isStale: () => false,
+            })
+            if (!eachBatchAutoResolve) {
+              const next = resolved === undefined ? msgs[0].offset : (BigInt(resolved) + 1n).toString()
+              if (BigInt(next) <= BigInt(batch.lastOffset())) {
+                // Unresolved records are read again.
+                await this._rewind(batches, i, next)
+                break
+              }
+            }
+          } catch (e) {
+            const next = resolved === undefined ? msgs[0].offset : (BigInt(resolved) + 1n).toString()
+            await this._rewind(batches, i, next)
+            failure = e
+          }
+        } else {
+          const msgs = b.messages
+          for (let j = 0; j < msgs.length; j++) {
+            if (this._stopping) {
+              await this._rewind(batches, i, msgs[j].offset)
+              failure = 'stopped'
+              break
+            }
+            try {
+              await eachMessage({ topic: b.topic, partition: b.partition, message: msgs[j], heartbeat })
+            } catch (e) {
+              await this._rewind(batches, i, msgs[j].offset)
+              failure = e
+              break
+            }
+          }
+        }
+      }
+      if (failure === 'stopped') break
+      if (failure) {
+        if (!opts.restartOnFailure) throw failure
+        if (this.listenerCount('crash') > 0) this.emit('crash', failure)
+        await sleep(opts.retryDelayMs)
+      }
+    }
+  }
+
+  /** Stops `run` after the current message (or batch); does not leave. */
+  async stop() {
+    if (!this._loop) return
+    this._stopping = true
+    await call(() => this._n.wakeup())
+    await this._loop.catch(() => {})
+    this._loop = null
+  }
+
+  /**
+   * `for await (const { topic, partition, message } of consumer)`.
+   * Leaving the loop early rewinds records fetched but not yet yielded.
+   */
+  async *[Symbol.asyncIterator]() {
+    return yield* this.messages()
+  }
+
+  async *messages({ maxBatchSize = 2000 } = {}) {
+    let batches = []
+    let i = 0
+    let j = 0
+    try {
+      while (!this._stopping) {
+        batches = await call(() => this._n.nextBatch(maxBatchSize))
+        for (i = 0; i < batches.length; i++) {
+          const b = batches[i]
+          for (j = 0; j < b.messages.length; j++) {
+            yield { topic: b.topic, partition: b.partition, message: b.messages[j] }
+          }
+        }
+        batches = []
+      }
+    } finally {
+      if (i < batches.length && !this._closed) {
+        // Stopped inside a batch: the current record counts as consumed.
+        const b = batches[i]
+        if (j + 1 < b.messages.length) {
+          await this._rewind(batches, i, b.messages[j + 1].offset)
+        } else if (i + 1 < batches.length) {
+          await this._rewind(batches, i + 1)
+        }
+      }
+    }
+  }
+
+  /**
+   * `seek({ topic, partition, offset })`, `seek({ topic, partition, timestamp })`
+   * or `seek({ topic, to: 'beginning' | 'end' })`; without `partition`, every
+   * assigned partition of the topic moves. Resolves to the new offsets.
+   * During `run`, it takes effect from the next fetched batch.
+   */
+  seek({ topic, partition, offset, timestamp, to }) {
+    return call(() =>
+      this._n.seek({
+        topic,
+        partition,
+        offset: offsetString(offset, 'offset'),
+        timestamp: timestampNumber(timestamp),
+        to,
+      }),
+    )
+  }
+
+  /** Commits the given offsets (next offset to read), or all positions. */
+  commitOffsets(offsets) {
+    const list = offsets
+      ? offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: offsetString(o.offset, 'offset') }))
+      : undefined
+    return call(() => this._n.commitOffsets(list))
+  }
+
+  assignment() {
+    return call(() => this._n.assignment())
+  }
+
+  positions() {
+    return call(() => this._n.positions())
+  }
+
+  lag() {
+    return call(() => this._n.lag())
+  }
+
+  takeRebalanceEvents() {
+    return call(() => this._n.takeEvents())
+  }
+
+  /** Stops `run`, commits (with auto-commit) and leaves the group. */
+  async disconnect() {
+    this._stopping = true
+    this._closed = true
+    if (this._loop) {
+      await call(() => this._n.wakeup())
+      await this._loop.catch(() => {})
+      this._loop = null
+    }
+    await call(() => this._n.disconnect())
+  }
+}
+
+class Admin {
+  constructor(n) {
+    this._n = n
+  }
+  connect() {
+    return call(() => this._n.connect())
+  }
+  disconnect() {
+    return call(() => this._n.disconnect())
+  }
+  createTopics({ topics }) {
+    return call(() => this._n.createTopics({ topics }))
+  }
+  listTopics() {
+    return call(() => this._n.listTopics())
+  }
+  describeTopics(arg) {
+    const topics = Array.isArray(arg) ? arg : arg.topics
+    return call(() => this._n.describeTopics(topics))
+  }
+  deleteTopics({ topics }) {
+    return call(() => this._n.deleteTopics({ topics }))
+  }
+  alterTopicConfig({ topic, set = {}, remove = [] }) {
+    const strings = Object.fromEntries(Object.entries(set).map(([k, v]) => [k, String(v)]))
+    return call(() => this._n.alterTopicConfig(topic, strings, remove))
+  }
+  listGroups() {
+    return call(() => this._n.listGroups())
+  }
+  describeGroups(groupIds) {
+    return call(() => this._n.describeGroups(groupIds))
+  }
+  deleteGroups(groupIds) {
+    return call(() => this._n.deleteGroups(groupIds))
+  }
+  resetOffsets(options) {
+    return call(() =>
+      this._n.resetOffsets({
+        ...options,
+        offset: offsetString(options.offset, 'offset'),
+        timestamp: timestampNumber(options.timestamp),
+      }),
+    )
+  }
+  fetchTopicOffsets(topic) {
+    return call(() => this._n.fetchTopicOffsets(topic))
+  }
+  fetchTopicOffsetsByTimestamp(topic, timestamp) {
+    return call(() => this._n.fetchTopicOffsetsByTimestamp(topic, timestampNumber(timestamp)))
+  }
+}
+
+module.exports = { Tidelog, Producer, Consumer, Admin, ...errors }
