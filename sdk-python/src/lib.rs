@@ -15,9 +15,9 @@ use bytes::Bytes;
 use futures::FutureExt;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::IntoPyObjectExt;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
 use tidelog::{
     Acks, Admin, Client, ClientConfig, Compression, Consumer, ConsumerConfig, ConsumerRecord,
     DeliveryFuture, GroupConsumer, GroupConsumerConfig, NewTopic, OffsetReset, OffsetSpec,
@@ -222,15 +222,15 @@ fn to_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
             // Buffer protocol (bytearray, memoryview, array, numpy...).
             let py = obj.py();
             let builtins = py.import("builtins")?;
-            let as_bytes = builtins
-                .getattr("bytes")?
-                .call1((obj,))
-                .map_err(|_| {
-                    PyTypeError::new_err(format!(
-                        "expected bytes, bytearray, memoryview or str, got {}",
-                        obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-                    ))
-                })?;
+            let as_bytes = builtins.getattr("bytes")?.call1((obj,)).map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "expected bytes, bytearray, memoryview or str, got {}",
+                    obj.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            })?;
             let b = as_bytes.cast::<PyBytes>()?;
             Ok(Bytes::copy_from_slice(b.as_bytes()))
         }
@@ -539,13 +539,15 @@ impl PyDeliveryFuture {
     /// the runtime (for `tidelog.aio`).
     fn _bridge(&self, py: Python<'_>, event_loop: Py<PyAny>, fut: Py<PyAny>) -> PyResult<()> {
         let state = match self.state.try_lock() {
-            Ok(mut g) => match std::mem::replace(&mut *g, Delivery::Done(Err(tidelog::Error::Closed))) {
-                Delivery::Pending(f) => Ok(f),
-                Delivery::Done(r) => {
-                    *g = Delivery::Done(r.clone());
-                    Err(r)
+            Ok(mut g) => {
+                match std::mem::replace(&mut *g, Delivery::Done(Err(tidelog::Error::Closed))) {
+                    Delivery::Pending(f) => Ok(f),
+                    Delivery::Done(r) => {
+                        *g = Delivery::Done(r.clone());
+                        Err(r)
+                    }
                 }
-            },
+            }
             Err(_) => return Err(PyRuntimeError::new_err("delivery future busy")),
         };
         match state {
@@ -584,10 +586,7 @@ fn resolve_now<T>(
     let call = || -> PyResult<()> {
         let helper = types_module(py)?.getattr("_resolve_future")?;
         let (value, error): (Py<PyAny>, Py<PyAny>) = match outcome {
-            Ok(v) => (
-                v.into_py_any(py)?,
-                py.None(),
-            ),
+            Ok(v) => (v.into_py_any(py)?, py.None()),
             Err(e) => (py.None(), py_err(e).into_value(py).into_any()),
         };
         event_loop
@@ -894,12 +893,9 @@ impl NativeProducer {
         let record = Self::record(topic, value, key, headers, partition, timestamp)?;
         let producer = self.get()?;
         let _guard = runtime()?.enter();
-        Ok(producer
-            .try_enqueue(record)
-            .ok()
-            .map(|f| PyDeliveryFuture {
-                state: TMutex::new(Delivery::Pending(f)),
-            }))
+        Ok(producer.try_enqueue(record).ok().map(|f| PyDeliveryFuture {
+            state: TMutex::new(Delivery::Pending(f)),
+        }))
     }
 
     /// For `tidelog.aio`: queues on the runtime; the asyncio future
@@ -938,7 +934,7 @@ impl NativeProducer {
 // ---------------------------------------------------------------- consumer
 
 enum Kind {
-    Manual(Consumer),
+    Manual(Box<Consumer>),
     Group(Box<GroupConsumer>),
     Closed,
 }
@@ -1037,7 +1033,7 @@ impl NativeConsumer {
         got.ok_or_else(|| timeout_err("acquiring the consumer"))
     }
 
-    fn group_mut<'a>(kind: &'a mut Kind) -> PyResult<&'a mut GroupConsumer> {
+    fn group_mut(kind: &mut Kind) -> PyResult<&mut GroupConsumer> {
         match kind {
             Kind::Group(g) => Ok(g),
             Kind::Manual(_) => Err(py_err(tidelog::Error::InvalidRequest(
@@ -1059,7 +1055,11 @@ impl NativeConsumer {
         self.shared.try_lock().ok()?.try_next()
     }
 
-    fn poll_inner(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Option<Py<Message>>> {
+    fn poll_inner(
+        &self,
+        py: Python<'_>,
+        timeout: Option<Duration>,
+    ) -> PyResult<Option<Py<Message>>> {
         if let Some(r) = self.fast_next() {
             return Ok(Some(Self::message(py, r)?));
         }
@@ -1160,18 +1160,19 @@ impl NativeConsumer {
             Some(id) => {
                 let mut config = GroupConsumerConfig::new(id.clone());
                 config.auto_commit = auto_commit;
-                config.auto_commit_interval = millis(auto_commit_interval_ms, "auto_commit_interval_ms")?;
+                config.auto_commit_interval =
+                    millis(auto_commit_interval_ms, "auto_commit_interval_ms")?;
                 config.auto_offset_reset = reset;
                 config.session_timeout = millis(session_timeout_ms, "session_timeout_ms")?;
                 config.client_id = client_id;
                 config.max_bytes = max_bytes;
                 Kind::Group(Box::new(client.group_consumer(config)))
             }
-            None => Kind::Manual(client.consumer_with(ConsumerConfig {
+            None => Kind::Manual(Box::new(client.consumer_with(ConsumerConfig {
                 auto_offset_reset: reset,
                 max_bytes,
                 ..ConsumerConfig::default()
-            })),
+            }))),
         };
         Ok(NativeConsumer {
             shared: Arc::new(TMutex::new(kind)),
@@ -1383,7 +1384,13 @@ impl NativeConsumer {
                     .iter()
                     .map(|tp| topic_partition(py, tp))
                     .collect::<PyResult<Vec<_>>>()?;
-                PyTuple::new(py, [name.into_pyobject(py)?.into_any(), PyList::new(py, list)?.into_any()])
+                PyTuple::new(
+                    py,
+                    [
+                        name.into_pyobject(py)?.into_any(),
+                        PyList::new(py, list)?.into_any(),
+                    ],
+                )
             })
             .collect()
     }
@@ -1538,7 +1545,10 @@ struct TopicListing {
 #[pymethods]
 impl TopicListing {
     fn __repr__(&self) -> String {
-        format!("TopicListing(name={:?}, partitions={})", self.name, self.partitions)
+        format!(
+            "TopicListing(name={:?}, partitions={})",
+            self.name, self.partitions
+        )
     }
 }
 
