@@ -25,7 +25,7 @@ use tidelog::{
     ResetSpec, SeekTo, TopicPartition,
 };
 use tokio::runtime::Runtime;
-use tokio::sync::{Mutex as TMutex, OwnedMutexGuard};
+use tokio::sync::{oneshot, Mutex as TMutex, OwnedMutexGuard};
 use tokio::task::{AbortHandle, JoinHandle};
 
 /// Longest time a blocking call waits without checking for signals.
@@ -950,16 +950,28 @@ impl Kind {
         }
     }
 
-    async fn next(&mut self) -> Next {
+    /// The next record, waiting; `None` once closed or when `stop` fired.
+    /// A group member only stops where that is safe (never in the middle
+    /// of applying a rebalance or a commit); a manual consumer's wait is
+    /// cancel-safe anyway.
+    async fn next(&mut self, stop: oneshot::Receiver<()>) -> Next {
+        let stop = async move {
+            let _ = stop.await;
+        };
         match self {
-            Kind::Manual(c) => match c.next_record().await {
-                None => Some(Err(tidelog::Error::InvalidRequest(
-                    "nothing is assigned to this consumer: call subscribe() or assign() first"
-                        .into(),
-                ))),
-                some => some,
-            },
-            Kind::Group(g) => g.next_record().await,
+            Kind::Manual(c) => {
+                tokio::select! {
+                    r = c.next_record() => match r {
+                        None => Some(Err(tidelog::Error::InvalidRequest(
+                            "nothing is assigned to this consumer: call subscribe() or assign() first"
+                                .into(),
+                        ))),
+                        some => some,
+                    },
+                    _ = stop => None,
+                }
+            }
+            Kind::Group(g) => g.next_record_until(stop).await,
             Kind::Closed => None,
         }
     }
@@ -970,7 +982,13 @@ impl Kind {
 #[derive(Default)]
 struct Local {
     stash: VecDeque<ConsumerRecord>,
-    pending: Option<JoinHandle<Next>>,
+    pending: Option<Fetch>,
+}
+
+/// A fetch task and the switch that stops it early.
+struct Fetch {
+    handle: JoinHandle<Next>,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl Local {
@@ -980,11 +998,15 @@ impl Local {
         if let Some(r) = self.stash.pop_front() {
             return Some(Ok(r));
         }
-        let handle = self.pending.get_or_insert_with(|| {
+        let fetch = self.pending.get_or_insert_with(|| {
             let shared = Arc::clone(shared);
-            tokio::spawn(async move { shared.lock_owned().await.next().await })
+            let (tx, rx) = oneshot::channel();
+            Fetch {
+                handle: tokio::spawn(async move { shared.lock_owned().await.next(rx).await }),
+                stop: Some(tx),
+            }
         });
-        let joined = handle.await;
+        let joined = (&mut fetch.handle).await;
         self.pending = None;
         match joined {
             Ok(n) => n,
@@ -1019,9 +1041,13 @@ impl NativeConsumer {
             py,
             async move {
                 let mut local = local.lock_owned().await;
-                if let Some(handle) = local.pending.take() {
-                    handle.abort();
-                    if let Ok(Some(Ok(r))) = handle.await {
+                if let Some(mut fetch) = local.pending.take() {
+                    // Stops an idle wait; a rebalance being applied
+                    // completes first.
+                    if let Some(stop) = fetch.stop.take() {
+                        let _ = stop.send(());
+                    }
+                    if let Ok(Some(Ok(r))) = fetch.handle.await {
                         local.stash.push_back(r);
                     }
                 }
