@@ -100,8 +100,8 @@ pub struct RebalanceEvent {
 }
 
 enum Inner {
-    Group(tidelog::GroupConsumer),
-    Solo(tidelog::Consumer),
+    Group(Box<tidelog::GroupConsumer>),
+    Solo(Box<tidelog::Consumer>),
 }
 
 impl Inner {
@@ -271,7 +271,7 @@ impl Consumer {
                         }
                         let mut g = client.group_consumer(config);
                         g.subscribe(&names).await.map_err(to_napi)?;
-                        Inner::Group(g)
+                        Inner::Group(Box::new(g))
                     }
                     None => {
                         let mut config = tidelog::ConsumerConfig {
@@ -283,7 +283,7 @@ impl Consumer {
                         }
                         let mut c = client.consumer_with(config);
                         c.assign_topics(&names).await.map_err(to_napi)?;
-                        Inner::Solo(c)
+                        Inner::Solo(Box::new(c))
                     }
                 };
                 *guard = Some(inner);
@@ -516,7 +516,7 @@ impl Consumer {
         self.shared.closed.store(true, Ordering::Release);
         let inner = self.shared.lock_now().await.take();
         match inner {
-            Some(Inner::Group(g)) => g.close().await.map_err(to_napi),
+            Some(Inner::Group(g)) => (*g).close().await.map_err(to_napi),
             Some(Inner::Solo(_)) | None => Ok(()),
         }
     }

@@ -40,11 +40,28 @@ function ready(port) {
   })
 }
 
+// The binary is shared with other builds and may be replaced mid-build:
+// wait for it to appear and retry a start that fails.
 async function startBroker() {
   const bin = brokerBinary()
-  if (!fs.existsSync(bin)) {
-    throw new Error(`broker binary ${bin} not found: run \`cargo build --workspace --bins\` or set TIDELOG_BIN`)
+  const deadline = Date.now() + 120000
+  while (!fs.existsSync(bin)) {
+    if (Date.now() > deadline) {
+      throw new Error(`broker binary ${bin} not found: run \`cargo build --workspace --bins\` or set TIDELOG_BIN`)
+    }
+    await new Promise((r) => setTimeout(r, 1000))
   }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(bin)
+    } catch (e) {
+      if (attempt >= 3) throw e
+      await new Promise((r) => setTimeout(r, 2000))
+    }
+  }
+}
+
+async function startOnce(bin) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidelog-node-test-'))
   const grpc = await freePort()
   const httpPort = await freePort()
@@ -60,6 +77,10 @@ async function startBroker() {
   let exited = false
   child.on('exit', () => {
     exited = true
+  })
+  child.on('error', (e) => {
+    exited = true
+    stderr += String(e)
   })
   const deadline = Date.now() + 30000
   while (!(await ready(httpPort))) {
