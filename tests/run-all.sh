@@ -15,8 +15,26 @@ export TIDELOG_BIN="$root/target/debug/tidelog"
 
 cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/cargo.log" || status=1
 
-passed=$(grep -hE '^test result:' "$logs"/*.log | awk '{ for (i = 1; i <= NF; i++) if ($(i+1) ~ /^passed/) s += $i } END { print s + 0 }')
-failed=$(grep -hE '^test result:' "$logs"/*.log | awk '{ for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed/) s += $i } END { print s + 0 }')
+# The Python and Node SDKs, installed the way users install them, against
+# a live broker.
+sdk-python/run-tests.sh 2>&1 | tee "$logs/python.log" || status=1
+sdk-node/run-tests.sh 2>&1 | tee "$logs/node.log" || status=1
+
+# Totals: cargo's "test result:" lines, pytest's "N passed, M failed" line,
+# node's TAP "# pass N" / "# fail N".
+count() { # $1 = passed|failed
+    local cargo py node
+    cargo=$(grep -hE '^test result:' "$logs/cargo.log" | awk -v w="$1" '{ for (i = 1; i < NF; i++) if ($(i+1) ~ "^" w) s += $i } END { print s + 0 }')
+    py=$(grep -hE '(passed|failed).* in [0-9.]+s' "$logs/python.log" | tail -n 1 | awk -v w="$1" '{ for (i = 1; i < NF; i++) if ($(i+1) ~ "^" w) s += $i } END { print s + 0 }')
+    if [ "$1" = passed ]; then
+        node=$(grep -hE '^# pass [0-9]+' "$logs/node.log" | awk '{ s += $3 } END { print s + 0 }')
+    else
+        node=$(grep -hE '^# fail [0-9]+' "$logs/node.log" | awk '{ s += $3 } END { print s + 0 }')
+    fi
+    echo $((cargo + py + node))
+}
+passed=$(count passed)
+failed=$(count failed)
 echo
 echo "total: ${passed} passed, ${failed} failed"
 exit "$status"
