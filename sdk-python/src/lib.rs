@@ -981,7 +981,6 @@ impl Kind {
 /// under way (kept across timeouts so nothing is lost or reordered).
 #[derive(Default)]
 struct Local {
-    stash: VecDeque<ConsumerRecord>,
     pending: Option<Fetch>,
 }
 
@@ -992,12 +991,9 @@ struct Fetch {
 }
 
 impl Local {
-    /// The next record: stashed, the pending fetch's, or a new fetch's.
+    /// The next record: the pending fetch's, or a new fetch's.
     /// Cancel-safe: dropped while waiting, the fetch stays pending.
     async fn next(&mut self, shared: &Arc<TMutex<Kind>>) -> Next {
-        if let Some(r) = self.stash.pop_front() {
-            return Some(Ok(r));
-        }
         let fetch = self.pending.get_or_insert_with(|| {
             let shared = Arc::clone(shared);
             let (tx, rx) = oneshot::channel();
@@ -1033,7 +1029,7 @@ impl NativeConsumer {
     }
 
     /// The consumer itself, after cancelling the fetch under way (its
-    /// record, if it arrived, is kept for the next poll).
+    /// record, if one arrived, is read again by the next poll).
     fn acquire(&self, py: Python<'_>) -> PyResult<OwnedMutexGuard<Kind>> {
         let local = Arc::clone(&self.local);
         let shared = Arc::clone(&self.shared);
@@ -1048,7 +1044,9 @@ impl NativeConsumer {
                         let _ = stop.send(());
                     }
                     if let Ok(Some(Ok(r))) = fetch.handle.await {
-                        local.stash.push_back(r);
+                        let mut kind = shared.lock_owned().await;
+                        rewind(&mut kind, &r).await;
+                        return kind;
                     }
                 }
                 drop(local);
@@ -1071,10 +1069,7 @@ impl NativeConsumer {
     }
 
     fn fast_next(&self) -> Option<ConsumerRecord> {
-        let mut local = self.local.try_lock().ok()?;
-        if let Some(r) = local.stash.pop_front() {
-            return Some(r);
-        }
+        let local = self.local.try_lock().ok()?;
         if local.pending.is_some() {
             return None;
         }
@@ -1507,16 +1502,18 @@ impl NativeConsumer {
     /// For `tidelog.aio`: an asyncio future of `loop` resolved with the
     /// next record (None once closed). If the asyncio future is cancelled
     /// meanwhile, the record stays for the next call.
-    fn _next_async(&self, py: Python<'_>, event_loop: Py<PyAny>) -> PyResult<Py<PyAny>> {
+    fn _next_async(slf: Py<Self>, py: Python<'_>, event_loop: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let this = slf.get();
         let afut = event_loop.bind(py).call_method0("create_future")?.unbind();
         let out = afut.clone_ref(py);
-        let local = Arc::clone(&self.local);
-        let shared = Arc::clone(&self.shared);
+        let local = Arc::clone(&this.local);
+        let shared = Arc::clone(&this.shared);
+        let slf = slf.clone_ref(py);
         let handle = runtime()?.spawn(async move {
             let mut guard = local.lock_owned().await;
             let next = guard.next(&shared).await;
-            // Decide under the lock, so a record of a cancelled call keeps
-            // its place in line.
+            // Decide under the lock, so a record of a cancelled call is
+            // read again before anything else.
             let cancelled = Python::attach(|py| {
                 afut.bind(py)
                     .call_method0("cancelled")
@@ -1525,7 +1522,7 @@ impl NativeConsumer {
             });
             if cancelled {
                 if let Some(Ok(r)) = next {
-                    guard.stash.push_front(r);
+                    rewind(&mut *shared.lock().await, &r).await;
                 }
                 return;
             }
@@ -1535,29 +1532,65 @@ impl NativeConsumer {
                 Some(Ok(r)) => Ok(Some(Message { record: r })),
                 Some(Err(e)) => Err(e),
             };
-            resolve(event_loop, afut, outcome);
+            resolve_message(event_loop, afut, outcome, slf);
         });
-        if let Ok(mut w) = self.waiters.lock() {
+        if let Ok(mut w) = this.waiters.lock() {
             w.retain(|h| !h.is_finished());
             w.push(handle.abort_handle());
         }
         Ok(out)
     }
 
-    /// For `tidelog.aio`: puts back a record whose asyncio future was
-    /// cancelled after it was resolved.
-    fn _unread(&self, py: Python<'_>, message: PyRef<'_, Message>) -> PyResult<()> {
+    /// For `tidelog.aio`: moves back to a record whose asyncio future was
+    /// cancelled after it was resolved, so it is read again.
+    fn _rewind(&self, message: PyRef<'_, Message>) -> PyResult<()> {
         let record = message.record.clone();
         let local = Arc::clone(&self.local);
-        wait_for(
-            py,
-            async move {
-                local.lock_owned().await.stash.push_front(record);
-            },
-            None,
-        )?;
+        let shared = Arc::clone(&self.shared);
+        runtime()?.spawn(async move {
+            let _local = local.lock_owned().await;
+            rewind(&mut *shared.lock().await, &record).await;
+        });
         Ok(())
     }
+}
+
+/// Moves a partition back to a record that was fetched but not delivered.
+async fn rewind(kind: &mut Kind, record: &ConsumerRecord) {
+    let tp = TopicPartition::new(&*record.topic, record.partition);
+    let to = SeekTo::Offset(record.offset);
+    let _ = match kind {
+        Kind::Manual(c) => c.seek(&tp, to).await,
+        Kind::Group(g) => g.seek(&tp, to).await,
+        Kind::Closed => Ok(0),
+    };
+}
+
+/// Resolves an asyncio future with the next record; if the future was
+/// cancelled meanwhile, the record is read again by the next call.
+fn resolve_message(
+    event_loop: Py<PyAny>,
+    fut: Py<PyAny>,
+    outcome: tidelog::Result<Option<Message>>,
+    consumer: Py<NativeConsumer>,
+) {
+    Python::attach(|py| {
+        let call = || -> PyResult<()> {
+            let helper = types_module(py)?.getattr("_resolve_message")?;
+            let (value, error): (Py<PyAny>, Py<PyAny>) = match outcome {
+                Ok(v) => (v.into_py_any(py)?, py.None()),
+                Err(e) => (py.None(), py_err(e).into_value(py).into_any()),
+            };
+            event_loop.bind(py).call_method1(
+                "call_soon_threadsafe",
+                (helper, fut, value, error, consumer),
+            )?;
+            Ok(())
+        };
+        if let Err(e) = call() {
+            e.print(py);
+        }
+    });
 }
 
 // ---------------------------------------------------------------- admin

@@ -138,3 +138,21 @@ def test_admin_reset_offsets_to_datetime(broker, make_topic):
     assert admin.reset_offsets(group, t, "latest")[0].new_offset == 20
     assert admin.list_offsets(t, 0, base + dt.timedelta(seconds=7))[0] == 7
     assert admin.list_offsets(t, 0, "latest") == (20, -1)
+
+
+def test_interrupted_fetch_is_not_committed_or_lost(broker, make_topic):
+    t = make_topic(1)
+    tp = TopicPartition(t, 0)
+    c = Consumer(broker, group_id=gid(), auto_commit=False, auto_offset_reset="earliest")
+    c.subscribe([t])
+    assert c.poll(0.5) is None  # times out; the fetch stays under way
+    Producer(broker).send(t, b"arrives-late").result(10)
+    time.sleep(0.5)  # the background fetch gets the record
+    c.commit()  # stops the fetch: the record is not delivered, so not committed
+    assert c.committed([tp]) == {tp: 0}
+    msg = c.poll(10)
+    assert (msg.offset, msg.value) == (0, b"arrives-late")
+    c.commit()
+    assert c.committed([tp]) == {tp: 1}
+    assert [e[0] for e in c.rebalance_events()] == ["assigned"]
+    c.close()

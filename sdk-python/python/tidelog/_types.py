@@ -44,3 +44,17 @@ def _resolve_future(fut, value, error: Optional[BaseException]) -> None:
         fut.set_exception(error)
     else:
         fut.set_result(value)
+
+
+def _resolve_message(fut, message, error: Optional[BaseException], consumer) -> None:
+    """Like _resolve_future, for a consumer's next record: if the future was
+    cancelled after the record was handed over, the consumer rewinds to it
+    so it is not lost."""
+    if fut.done():
+        if message is not None:
+            consumer._rewind(message)
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(message)
