@@ -35,6 +35,61 @@ function timestampNumber(v) {
   return Number(v)
 }
 
+/**
+ * Packs plain messages (Buffer/string/null keys and values, no headers) into
+ * one Buffer plus length columns, so the native side reads one buffer
+ * instead of every message's properties. `null` means "use the generic path".
+ */
+function pack(messages) {
+  if (!Array.isArray(messages) || messages.length < 8) return null
+  const n = messages.length
+  const keys = new Int32Array(n)
+  const values = new Int32Array(n)
+  let partitions = null
+  let timestamps = null
+  const chunks = []
+  let total = 0
+  for (let i = 0; i < n; i++) {
+    const m = messages[i]
+    if (m === null || typeof m !== 'object') return null
+    const h = m.headers
+    if (h !== undefined && h !== null) {
+      for (const _ in h) return null
+    }
+    let k = m.key
+    if (k === undefined || k === null) keys[i] = -1
+    else {
+      if (typeof k === 'string') k = Buffer.from(k)
+      else if (!(k instanceof Uint8Array)) return null
+      keys[i] = k.length
+      chunks.push(k)
+      total += k.length
+    }
+    let v = m.value
+    if (v === undefined || v === null) values[i] = -1
+    else {
+      if (typeof v === 'string') v = Buffer.from(v)
+      else if (!(v instanceof Uint8Array)) return null
+      values[i] = v.length
+      chunks.push(v)
+      total += v.length
+    }
+    const p = m.partition
+    if (p !== undefined && p !== null) {
+      if (!Number.isInteger(p) || p < 0 || p > 0x7fffffff) return null
+      if (!partitions) partitions = new Int32Array(n).fill(-1)
+      partitions[i] = p
+    }
+    const t = m.timestamp
+    if (t !== undefined && t !== null) {
+      if (typeof t !== 'number' || !Number.isSafeInteger(t)) return null
+      if (!timestamps) timestamps = new Float64Array(n).fill(NaN)
+      timestamps[i] = t
+    }
+  }
+  return { data: Buffer.concat(chunks, total), keys, values, partitions, timestamps }
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 class Tidelog {
@@ -83,6 +138,11 @@ class Producer {
 
   /** Resolves to one `RecordMetadata` per message, in order. */
   send({ topic, messages }) {
+    const packed = pack(messages)
+    if (packed) {
+      const { data, keys, values, partitions, timestamps } = packed
+      return call(() => this._n.sendPacked(topic, data, keys, values, partitions, timestamps))
+    }
     return call(() => this._n.send(topic, messages))
   }
 

@@ -94,6 +94,14 @@ export declare class Producer {
    */
   send(topic: string, messages: Array<Message>): Promise<Array<RecordMetadata>>
   /**
+   * The fast path of `send` used by `index.js` for messages whose keys
+   * and values are Buffers (or null) and that have no headers: all key
+   * and value bytes concatenated in `data`, with per-message lengths
+   * (`-1` = null), partitions (`-1` = by key) and timestamps (`NaN` =
+   * now). One copy of `data`; every record is a slice of it.
+   */
+  sendPacked(topic: string, data: Buffer, keyLengths: Int32Array, valueLengths: Int32Array, partitions: Int32Array | null, timestamps: Float64Array | null): Promise<Array<RecordMetadata>>
+  /**
    * Sends everything queued now and waits until every record sent so far
    * is acknowledged or failed.
    */
@@ -312,7 +320,7 @@ export interface RebalanceEvent {
 
 /**
  * Where a record was written. Offsets and timestamps are decimal strings
- * (64-bit values, as in kafkajs).
+ * (64-bit values, as in kafkajs). (Built in `convert.rs`.)
  */
 export interface RecordMetadata {
   topic: string

@@ -405,3 +405,164 @@ fn fmt_i64(buf: &mut String, n: i64) -> &str {
     let _ = write!(buf, "{n}");
     buf.as_str()
 }
+
+unsafe fn typed<'a, T>(
+    env: sys::napi_env,
+    v: sys::napi_value,
+    kind: sys::napi_typedarray_type,
+    what: &str,
+) -> napi::Result<Option<&'a [T]>> {
+    match type_of(env, v)? {
+        sys::ValueType::napi_undefined | sys::ValueType::napi_null => return Ok(None),
+        _ => {}
+    }
+    let mut is_typed = false;
+    check(
+        sys::napi_is_typedarray(env, v, &mut is_typed),
+        "is typed array",
+    )?;
+    if !is_typed {
+        return Err(invalid(format!("{what} must be a typed array")));
+    }
+    let mut k = 0;
+    let mut len = 0usize;
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut ab = ptr::null_mut();
+    let mut off = 0usize;
+    check(
+        sys::napi_get_typedarray_info(env, v, &mut k, &mut len, &mut data, &mut ab, &mut off),
+        "typed array",
+    )?;
+    if k != kind {
+        return Err(invalid(format!("{what} has the wrong typed array type")));
+    }
+    if len == 0 || data.is_null() {
+        return Ok(Some(&[]));
+    }
+    Ok(Some(std::slice::from_raw_parts(data as *const T, len)))
+}
+
+/// Reads the packed form of `sendPacked` (see `Producer::send_packed`).
+pub(crate) unsafe fn read_packed(
+    env: sys::napi_env,
+    topic: &str,
+    data: sys::napi_value,
+    key_lengths: sys::napi_value,
+    value_lengths: sys::napi_value,
+    partitions: sys::napi_value,
+    timestamps: sys::napi_value,
+) -> napi::Result<Vec<tidelog::ProducerRecord>> {
+    let data = bytes(env, data, "data")?.unwrap_or_default();
+    let keys: &[i32] = typed(
+        env,
+        key_lengths,
+        sys::TypedarrayType::int32_array,
+        "keyLengths",
+    )?
+    .unwrap_or(&[]);
+    let values: &[i32] = typed(
+        env,
+        value_lengths,
+        sys::TypedarrayType::int32_array,
+        "valueLengths",
+    )?
+    .unwrap_or(&[]);
+    let parts: Option<&[i32]> = typed(
+        env,
+        partitions,
+        sys::TypedarrayType::int32_array,
+        "partitions",
+    )?;
+    let times: Option<&[f64]> = typed(
+        env,
+        timestamps,
+        sys::TypedarrayType::float64_array,
+        "timestamps",
+    )?;
+    let n = values.len();
+    if keys.len() != n || parts.is_some_and(|p| p.len() != n) || times.is_some_and(|t| t.len() != n)
+    {
+        return Err(invalid("packed message columns differ in length"));
+    }
+    let mut pos = 0usize;
+    let mut take = |len: i32| -> napi::Result<Option<Bytes>> {
+        if len < 0 {
+            return Ok(None);
+        }
+        let end = pos + len as usize;
+        if end > data.len() {
+            return Err(invalid("packed lengths exceed the data"));
+        }
+        let b = data.slice(pos..end);
+        pos = end;
+        Ok(Some(b))
+    };
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let key = take(keys[i])?;
+        let value = take(values[i])?;
+        out.push(tidelog::ProducerRecord {
+            topic: topic.to_string(),
+            partition: parts.and_then(|p| u32::try_from(p[i]).ok()),
+            key,
+            value,
+            headers: Vec::new(),
+            timestamp: times.and_then(|t| t[i].is_finite().then_some(t[i] as i64)),
+        });
+    }
+    Ok(out)
+}
+
+/// Metadata of the records of one `send`, all of one topic:
+/// `(partition, offset, timestamp)` in order.
+pub struct MetadataList {
+    pub topic: String,
+    pub records: Vec<(u32, i64, i64)>,
+}
+
+impl TypeName for MetadataList {
+    fn type_name() -> &'static str {
+        "Array<RecordMetadata>"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ToNapiValue for MetadataList {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        let k_topic = key(env, "topic")?;
+        let k_partition = key(env, "partition")?;
+        let k_offset = key(env, "offset")?;
+        let k_timestamp = key(env, "timestamp")?;
+        let topic = js_string(env, &val.topic)?;
+        let mut out = ptr::null_mut();
+        check(
+            sys::napi_create_array_with_length(env, val.records.len(), &mut out),
+            "array",
+        )?;
+        let mut num = itoa_buf();
+        for (i, (partition, offset, timestamp)) in val.records.iter().enumerate() {
+            let mut m = ptr::null_mut();
+            check(sys::napi_create_object(env, &mut m), "object")?;
+            set(env, m, k_topic, topic)?;
+            let mut p = ptr::null_mut();
+            check(sys::napi_create_uint32(env, *partition, &mut p), "number")?;
+            set(env, m, k_partition, p)?;
+            set(
+                env,
+                m,
+                k_offset,
+                js_string(env, fmt_i64(&mut num, *offset))?,
+            )?;
+            set(
+                env,
+                m,
+                k_timestamp,
+                js_string(env, fmt_i64(&mut num, *timestamp))?,
+            )?;
+            check(sys::napi_set_element(env, out, i as u32, m), "element")?;
+        }
+        Ok(out)
+    }
+}

@@ -11,7 +11,7 @@ use napi_derive::napi;
 use tokio::sync::oneshot;
 use tokio::sync::OnceCell;
 
-use crate::convert::{read_messages, Raw};
+use crate::convert::{read_messages, read_packed, MetadataList, Raw};
 use crate::error::{self, invalid, to_napi};
 use crate::Conn;
 
@@ -39,24 +39,14 @@ pub struct ProducerOptions {
 }
 
 /// Where a record was written. Offsets and timestamps are decimal strings
-/// (64-bit values, as in kafkajs).
+/// (64-bit values, as in kafkajs). (Built in `convert.rs`.)
+#[allow(dead_code)]
 #[napi(object)]
 pub struct RecordMetadata {
     pub topic: String,
     pub partition: u32,
     pub offset: String,
     pub timestamp: String,
-}
-
-impl From<tidelog::RecordMetadata> for RecordMetadata {
-    fn from(m: tidelog::RecordMetadata) -> Self {
-        RecordMetadata {
-            topic: m.topic,
-            partition: m.partition,
-            offset: m.offset.to_string(),
-            timestamp: m.timestamp.to_string(),
-        }
-    }
 }
 
 fn producer_config(o: &ProducerOptions) -> Result<tidelog::ProducerConfig> {
@@ -164,13 +154,60 @@ impl Producer {
         env: &'env Env,
         topic: String,
         messages: Raw,
-    ) -> Result<PromiseRaw<'env, Vec<RecordMetadata>>> {
-        let state = Arc::clone(&self.state);
-        if state.closed.load(std::sync::atomic::Ordering::Acquire) {
+    ) -> Result<PromiseRaw<'env, MetadataList>> {
+        if self.state.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(error::closed("producer"));
         }
         // SAFETY: `messages` is a value of this call on the JS thread.
         let records = unsafe { read_messages(env.raw(), &topic, messages.0) }?;
+        self.enqueue_all(env, topic, records)
+    }
+
+    /// The fast path of `send` used by `index.js` for messages whose keys
+    /// and values are Buffers (or null) and that have no headers: all key
+    /// and value bytes concatenated in `data`, with per-message lengths
+    /// (`-1` = null), partitions (`-1` = by key) and timestamps (`NaN` =
+    /// now). One copy of `data`; every record is a slice of it.
+    #[napi(
+        ts_args_type = "topic: string, data: Buffer, keyLengths: Int32Array, valueLengths: Int32Array, partitions: Int32Array | null, timestamps: Float64Array | null",
+        ts_return_type = "Promise<Array<RecordMetadata>>"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_packed<'env>(
+        &self,
+        env: &'env Env,
+        topic: String,
+        data: Raw,
+        key_lengths: Raw,
+        value_lengths: Raw,
+        partitions: Raw,
+        timestamps: Raw,
+    ) -> Result<PromiseRaw<'env, MetadataList>> {
+        if self.state.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(error::closed("producer"));
+        }
+        // SAFETY: arguments of this call, read on the JS thread.
+        let records = unsafe {
+            read_packed(
+                env.raw(),
+                &topic,
+                data.0,
+                key_lengths.0,
+                value_lengths.0,
+                partitions.0,
+                timestamps.0,
+            )
+        }?;
+        self.enqueue_all(env, topic, records)
+    }
+
+    fn enqueue_all<'env>(
+        &self,
+        env: &'env Env,
+        topic: String,
+        records: Vec<tidelog::ProducerRecord>,
+    ) -> Result<PromiseRaw<'env, MetadataList>> {
+        let state = Arc::clone(&self.state);
         let mut deliveries = Vec::with_capacity(records.len());
         let mut rest: Vec<tidelog::ProducerRecord> = Vec::new();
         let mut after: Option<oneshot::Receiver<()>> = None;
@@ -223,9 +260,13 @@ impl Producer {
             }
             let mut out = Vec::with_capacity(deliveries.len());
             for d in deliveries {
-                out.push(RecordMetadata::from(d.await.map_err(to_napi)?));
+                let m = d.await.map_err(to_napi)?;
+                out.push((m.partition, m.offset, m.timestamp));
             }
-            Ok(out)
+            Ok(MetadataList {
+                topic,
+                records: out,
+            })
         })
     }
 

@@ -98,6 +98,36 @@ describe('tidelog against a real broker', { timeout: 180000 }, () => {
     assert.deepEqual(tomb.message.key, Buffer.from('tomb'))
   })
 
+  it('round-trips plain messages through the packed send path', async () => {
+    await admin.createTopics({ topics: [{ topic: 'packed', numPartitions: 2 }] })
+    const messages = Array.from({ length: 40 }, (_, i) => {
+      const m = { value: i % 5 === 0 ? null : Buffer.from(`p${i}`) }
+      if (i % 2) m.key = `k${i}`
+      if (i % 3 === 0) m.partition = 1
+      if (i % 4 === 0) m.timestamp = 1_600_000_000_000 + i
+      if (i === 7) m.headers = {}
+      return m
+    })
+    const meta = await producer.send({ topic: 'packed', messages })
+    assert.equal(meta.length, 40)
+    const consumer = tidelog.consumer()
+    await consumer.subscribe({ topics: ['packed'], fromBeginning: true })
+    const got = new Map()
+    for await (const { partition, message } of consumer) {
+      got.set(`${partition}:${message.offset}`, message)
+      if (got.size === 40) break
+    }
+    await consumer.disconnect()
+    messages.forEach((m, i) => {
+      const g = got.get(`${meta[i].partition}:${meta[i].offset}`)
+      assert.ok(g, `message ${i} consumed`)
+      if (m.partition !== undefined) assert.equal(meta[i].partition, 1)
+      if (m.timestamp !== undefined) assert.equal(g.timestamp, String(m.timestamp))
+      assert.deepEqual(g.key, m.key === undefined ? null : Buffer.from(m.key))
+      assert.deepEqual(g.value, m.value)
+    })
+  })
+
   it('delivers batches to eachBatch and commits them for the group', async () => {
     await admin.createTopics({ topics: [{ topic: 'batches', numPartitions: 2 }] })
     const total = 500
