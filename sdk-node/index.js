@@ -90,6 +90,44 @@ function pack(messages) {
   return { data: Buffer.concat(chunks, total), keys, values, partitions, timestamps }
 }
 
+/**
+ * Builds message objects from the columns of `nextBatchPacked`. Keys and
+ * values are views into one Buffer per partition batch (no copy each).
+ */
+function unpack(b) {
+  const { data, keyLengths, valueLengths, offsets, timestamps, headers } = b
+  const n = valueLengths.length
+  const messages = new Array(n)
+  let pos = 0
+  for (let i = 0; i < n; i++) {
+    const kl = keyLengths[i]
+    let key = null
+    if (kl >= 0) {
+      key = data.subarray(pos, pos + kl)
+      pos += kl
+    }
+    const vl = valueLengths[i]
+    let value = null
+    if (vl >= 0) {
+      value = data.subarray(pos, pos + vl)
+      pos += vl
+    }
+    messages[i] = {
+      key,
+      value,
+      headers: (headers !== null && headers[i]) || {},
+      offset: String(offsets[i]),
+      timestamp: String(timestamps[i]),
+    }
+  }
+  return { topic: b.topic, partition: b.partition, messages }
+}
+
+async function fetchBatches(n, max) {
+  const packed = await call(() => n.nextBatchPacked(max))
+  return packed.map(unpack)
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 class Tidelog {
@@ -233,7 +271,7 @@ class Consumer extends EventEmitter {
     const isRunning = () => this._running && !this._stopping
     const heartbeat = async () => {}
     while (!this._stopping) {
-      const batches = await call(() => this._n.nextBatch(maxBatchSize))
+      const batches = await fetchBatches(this._n, maxBatchSize)
       let failure = null
       for (let i = 0; i < batches.length && !failure; i++) {
         const b = batches[i]
@@ -326,7 +364,7 @@ class Consumer extends EventEmitter {
     let j = 0
     try {
       while (!this._stopping) {
-        batches = await call(() => this._n.nextBatch(maxBatchSize))
+        batches = await fetchBatches(this._n, maxBatchSize)
         for (i = 0; i < batches.length; i++) {
           const b = batches[i]
           for (j = 0; j < b.messages.length; j++) {

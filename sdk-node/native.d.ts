@@ -60,6 +60,13 @@ export declare class Consumer {
    * call on this consumer needs it), then resolves to `[]`.
    */
   nextBatch(maxRecords: number, maxWaitMs?: number | undefined | null): Promise<Array<PartitionBatch>>
+  /**
+   * `nextBatch` in columns, for `index.js`: per partition, all keys and
+   * values in one Buffer with their lengths (`-1` = null), offsets and
+   * timestamps as Float64Arrays (string arrays beyond 2^53), headers
+   * `null` when no record has any.
+   */
+  nextBatchPacked(maxRecords: number, maxWaitMs?: number | undefined | null): Promise<Array<PackedBatch>>
   /** Moves positions; resolves to the new offset of each partition moved. */
   seek(target: SeekTarget): Promise<Array<TopicPartitionOffset>>
   /**

@@ -11,7 +11,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::sync::{Mutex, MutexGuard, Notify};
 
-use crate::convert::{Batches, PartitionRecords};
+use crate::convert::{Batches, PackedBatches, PartitionRecords};
 use crate::error::{self, invalid, to_napi};
 use crate::Conn;
 
@@ -298,14 +298,37 @@ impl Consumer {
     /// call on this consumer needs it), then resolves to `[]`.
     #[napi(ts_return_type = "Promise<Array<PartitionBatch>>")]
     pub async fn next_batch(&self, max_records: u32, max_wait_ms: Option<u32>) -> Result<Batches> {
+        Ok(Batches(self.fetch(max_records, max_wait_ms).await?))
+    }
+
+    /// `nextBatch` in columns, for `index.js`: per partition, all keys and
+    /// values in one Buffer with their lengths (`-1` = null), offsets and
+    /// timestamps as Float64Arrays (string arrays beyond 2^53), headers
+    /// `null` when no record has any.
+    #[napi(ts_return_type = "Promise<Array<PackedBatch>>")]
+    pub async fn next_batch_packed(
+        &self,
+        max_records: u32,
+        max_wait_ms: Option<u32>,
+    ) -> Result<PackedBatches> {
+        Ok(PackedBatches(self.fetch(max_records, max_wait_ms).await?))
+    }
+}
+
+impl Consumer {
+    async fn fetch(
+        &self,
+        max_records: u32,
+        max_wait_ms: Option<u32>,
+    ) -> Result<Vec<PartitionRecords>> {
         let shared = &self.shared;
         let max = max_records.max(1) as usize;
         let mut guard = shared.inner.lock().await;
         if shared.closed.load(Ordering::Acquire) {
-            return Ok(Batches(Vec::new()));
+            return Ok(Vec::new());
         }
         if shared.interrupts.load(Ordering::Acquire) > 0 {
-            return Ok(Batches(Vec::new()));
+            return Ok(Vec::new());
         }
         let Some(inner) = guard.as_mut() else {
             return Err(not_subscribed());
@@ -341,7 +364,7 @@ impl Consumer {
             match first {
                 Some(Ok(r)) => records.push(r),
                 Some(Err(e)) => return Err(to_napi(e)),
-                None => return Ok(Batches(Vec::new())),
+                None => return Ok(Vec::new()),
             }
             while records.len() < max {
                 match inner.try_next() {
@@ -361,9 +384,12 @@ impl Consumer {
                 }),
             }
         }
-        Ok(Batches(out))
+        Ok(out)
     }
+}
 
+#[napi]
+impl Consumer {
     /// Moves positions; resolves to the new offset of each partition moved.
     #[napi]
     pub async fn seek(&self, target: SeekTarget) -> Result<Vec<TopicPartitionOffset>> {

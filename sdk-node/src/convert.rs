@@ -566,3 +566,170 @@ impl ToNapiValue for MetadataList {
         Ok(out)
     }
 }
+
+/// What one `nextBatchPacked` call returns.
+pub struct PackedBatches(pub Vec<PartitionRecords>);
+
+impl TypeName for PackedBatches {
+    fn type_name() -> &'static str {
+        "Array<PackedBatch>"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+/// Largest integer a JavaScript number holds exactly.
+const MAX_SAFE: i64 = (1 << 53) - 1;
+
+unsafe fn typed_array<T: Copy>(
+    env: sys::napi_env,
+    kind: sys::napi_typedarray_type,
+    items: &[T],
+) -> napi::Result<sys::napi_value> {
+    let bytes = std::mem::size_of_val(items);
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut ab = ptr::null_mut();
+    check(
+        sys::napi_create_arraybuffer(env, bytes, &mut data, &mut ab),
+        "array buffer",
+    )?;
+    if bytes > 0 && !data.is_null() {
+        ptr::copy_nonoverlapping(items.as_ptr() as *const u8, data as *mut u8, bytes);
+    }
+    let mut out = ptr::null_mut();
+    check(
+        sys::napi_create_typedarray(env, kind, items.len(), ab, 0, &mut out),
+        "typed array",
+    )?;
+    Ok(out)
+}
+
+/// Numbers as a Float64Array when all are exact in a double, else strings.
+unsafe fn numbers(env: sys::napi_env, items: &[i64]) -> napi::Result<sys::napi_value> {
+    if items.iter().all(|n| n.abs() <= MAX_SAFE) {
+        let f: Vec<f64> = items.iter().map(|&n| n as f64).collect();
+        return typed_array(env, sys::TypedarrayType::float64_array, &f);
+    }
+    let mut out = ptr::null_mut();
+    check(
+        sys::napi_create_array_with_length(env, items.len(), &mut out),
+        "array",
+    )?;
+    let mut num = itoa_buf();
+    for (i, n) in items.iter().enumerate() {
+        let v = js_string(env, fmt_i64(&mut num, *n))?;
+        check(sys::napi_set_element(env, out, i as u32, v), "element")?;
+    }
+    Ok(out)
+}
+
+impl ToNapiValue for PackedBatches {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        let k_topic = key(env, "topic")?;
+        let k_partition = key(env, "partition")?;
+        let k_data = key(env, "data")?;
+        let k_keys = key(env, "keyLengths")?;
+        let k_values = key(env, "valueLengths")?;
+        let k_offsets = key(env, "offsets")?;
+        let k_timestamps = key(env, "timestamps")?;
+        let k_headers = key(env, "headers")?;
+        let mut out = ptr::null_mut();
+        check(
+            sys::napi_create_array_with_length(env, val.0.len(), &mut out),
+            "array",
+        )?;
+        for (i, batch) in val.0.iter().enumerate() {
+            let n = batch.records.len();
+            let total: usize = batch
+                .records
+                .iter()
+                .map(|r| {
+                    r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len)
+                })
+                .sum();
+            let mut key_lengths = Vec::with_capacity(n);
+            let mut value_lengths = Vec::with_capacity(n);
+            let mut offsets = Vec::with_capacity(n);
+            let mut timestamps = Vec::with_capacity(n);
+            let mut data_ptr: *mut c_void = ptr::null_mut();
+            let mut data = ptr::null_mut();
+            check(
+                sys::napi_create_buffer(env, total, &mut data_ptr, &mut data),
+                "buffer",
+            )?;
+            let mut pos = 0usize;
+            let mut put = |b: &Option<Bytes>| -> i32 {
+                match b {
+                    None => -1,
+                    Some(b) => {
+                        if !b.is_empty() && !data_ptr.is_null() {
+                            // SAFETY: `total` counted every key and value.
+                            ptr::copy_nonoverlapping(
+                                b.as_ptr(),
+                                (data_ptr as *mut u8).add(pos),
+                                b.len(),
+                            );
+                        }
+                        pos += b.len();
+                        b.len() as i32
+                    }
+                }
+            };
+            let mut any_headers = false;
+            for r in &batch.records {
+                key_lengths.push(put(&r.key));
+                value_lengths.push(put(&r.value));
+                offsets.push(r.offset);
+                timestamps.push(r.timestamp);
+                any_headers |= !r.headers.is_empty();
+            }
+            let mut b = ptr::null_mut();
+            check(sys::napi_create_object(env, &mut b), "object")?;
+            set(env, b, k_topic, js_string(env, &batch.topic)?)?;
+            let mut p = ptr::null_mut();
+            check(
+                sys::napi_create_uint32(env, batch.partition, &mut p),
+                "number",
+            )?;
+            set(env, b, k_partition, p)?;
+            set(env, b, k_data, data)?;
+            set(
+                env,
+                b,
+                k_keys,
+                typed_array(env, sys::TypedarrayType::int32_array, &key_lengths)?,
+            )?;
+            set(
+                env,
+                b,
+                k_values,
+                typed_array(env, sys::TypedarrayType::int32_array, &value_lengths)?,
+            )?;
+            set(env, b, k_offsets, numbers(env, &offsets)?)?;
+            set(env, b, k_timestamps, numbers(env, &timestamps)?)?;
+            let mut h = ptr::null_mut();
+            if any_headers {
+                check(sys::napi_create_array_with_length(env, n, &mut h), "array")?;
+                for (j, r) in batch.records.iter().enumerate() {
+                    let mut o = ptr::null_mut();
+                    if r.headers.is_empty() {
+                        check(sys::napi_get_null(env, &mut o), "null")?;
+                    } else {
+                        check(sys::napi_create_object(env, &mut o), "object")?;
+                        for (name, value) in &r.headers {
+                            let hk = js_string(env, name)?;
+                            set(env, o, hk, js_buffer(env, &Some(value.clone()))?)?;
+                        }
+                    }
+                    check(sys::napi_set_element(env, h, j as u32, o), "element")?;
+                }
+            } else {
+                check(sys::napi_get_null(env, &mut h), "null")?;
+            }
+            set(env, b, k_headers, h)?;
+            check(sys::napi_set_element(env, out, i as u32, b), "element")?;
+        }
+        Ok(out)
+    }
+}
