@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -1021,6 +1022,8 @@ struct NativeConsumer {
     local: Arc<TMutex<Local>>,
     waiters: StdMutex<Vec<AbortHandle>>,
     group: bool,
+    subscribed: AtomicBool,
+    closed: AtomicBool,
 }
 
 impl NativeConsumer {
@@ -1083,6 +1086,14 @@ impl NativeConsumer {
     ) -> PyResult<Option<Py<Message>>> {
         if let Some(r) = self.fast_next() {
             return Ok(Some(Self::message(py, r)?));
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(py_err(tidelog::Error::Closed));
+        }
+        if self.group && !self.subscribed.load(Ordering::Acquire) {
+            return Err(py_err(tidelog::Error::InvalidRequest(
+                "this group consumer is not subscribed: call subscribe(topics) first".into(),
+            )));
         }
         let local = Arc::clone(&self.local);
         let shared = Arc::clone(&self.shared);
@@ -1200,6 +1211,8 @@ impl NativeConsumer {
             local: Arc::new(TMutex::new(Local::default())),
             waiters: StdMutex::new(Vec::new()),
             group: group_id.is_some(),
+            subscribed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -1213,11 +1226,16 @@ impl NativeConsumer {
     /// every partition of `topics`.
     fn subscribe(&self, py: Python<'_>, topics: Vec<String>) -> PyResult<()> {
         let mut kind = self.acquire(py)?;
+        let subscribed = &self.subscribed;
         run(py, async move {
             let names: Vec<&str> = topics.iter().map(String::as_str).collect();
             match &mut *kind {
                 Kind::Manual(c) => c.assign_topics(&names).await,
-                Kind::Group(g) => g.subscribe(&names).await,
+                Kind::Group(g) => {
+                    g.subscribe(&names).await?;
+                    subscribed.store(true, Ordering::Release);
+                    Ok(())
+                }
                 Kind::Closed => Err(tidelog::Error::Closed),
             }
         })
@@ -1290,6 +1308,9 @@ impl NativeConsumer {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<Message>>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(None); // StopIteration
+        }
         self.poll_inner(py, None)
     }
 
@@ -1458,6 +1479,7 @@ impl NativeConsumer {
 
     /// Commits (group with auto-commit), leaves the group and stops.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.closed.store(true, Ordering::Release);
         if let Ok(mut w) = self.waiters.lock() {
             for h in w.drain(..) {
                 h.abort();
@@ -1475,10 +1497,7 @@ impl NativeConsumer {
     /// Whether `close` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.shared
-            .try_lock()
-            .map(|k| matches!(*k, Kind::Closed))
-            .unwrap_or(false)
+        self.closed.load(Ordering::Acquire)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -1504,6 +1523,11 @@ impl NativeConsumer {
     /// meanwhile, the record stays for the next call.
     fn _next_async(slf: Py<Self>, py: Python<'_>, event_loop: Py<PyAny>) -> PyResult<Py<PyAny>> {
         let this = slf.get();
+        if this.group && !this.subscribed.load(Ordering::Acquire) {
+            return Err(py_err(tidelog::Error::InvalidRequest(
+                "this group consumer is not subscribed: call subscribe(topics) first".into(),
+            )));
+        }
         let afut = event_loop.bind(py).call_method0("create_future")?.unbind();
         let out = afut.clone_ref(py);
         let local = Arc::clone(&this.local);

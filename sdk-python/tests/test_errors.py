@@ -117,3 +117,18 @@ def test_delivery_timeout(broker, topic):
     with pytest.raises(tidelog.RequestTimeoutError):
         fut.result(timeout=0.05)
     assert fut.result(timeout=30).offset >= 0
+
+
+def test_poll_before_subscribe_and_after_close(broker, topic):
+    g = Consumer(broker, group_id="g-not-subscribed")
+    with pytest.raises(tidelog.InvalidRequestError):
+        g.poll(0.1)
+    g.close()
+    with pytest.raises(tidelog.ClosedError):
+        g.poll(0.1)
+    assert list(g) == []  # iteration just ends
+    c = Consumer(broker)
+    c.subscribe([topic])
+    c.close()
+    with pytest.raises(tidelog.ClosedError):
+        c.poll(0.1)
