@@ -217,9 +217,9 @@ export interface GroupPartition {
  * `offset` and `timestamp` are decimal strings.
  */
 export interface KafkaMessage {
-  key?: Buffer | null
-  value?: Buffer | null
-  headers?: Record<string, Buffer>
+  key: Buffer | null
+  value: Buffer | null
+  headers: Record<string, Buffer>
   offset: string
   timestamp: string
 }
@@ -255,6 +255,18 @@ export interface OffsetResetPlan {
   partition: number
   oldOffset?: string
   newOffset: string
+}
+
+/** One partition's records in columns (see `nextBatchPacked`). */
+export interface PackedBatch {
+  topic: string
+  partition: number
+  data: Buffer
+  keyLengths: Int32Array
+  valueLengths: Int32Array
+  offsets: Float64Array | Array<string>
+  timestamps: Float64Array | Array<string>
+  headers: Array<Record<string, Buffer> | null> | null
 }
 
 /** Records of one partition, in offset order. */

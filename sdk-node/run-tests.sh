@@ -15,4 +15,5 @@ else
   TIDELOG_SKIP_BUILD=1 npm install --no-audit --no-fund
 fi
 npm run build
+npm run typecheck
 node --test test/*.test.js

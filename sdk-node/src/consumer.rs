@@ -71,11 +71,11 @@ pub struct SeekTarget {
 #[napi(object)]
 pub struct KafkaMessage {
     #[napi(ts_type = "Buffer | null")]
-    pub key: Option<String>,
+    pub key: String,
     #[napi(ts_type = "Buffer | null")]
-    pub value: Option<String>,
+    pub value: String,
     #[napi(ts_type = "Record<string, Buffer>")]
-    pub headers: Option<String>,
+    pub headers: String,
     pub offset: String,
     pub timestamp: String,
 }
@@ -88,6 +88,26 @@ pub struct PartitionBatch {
     pub topic: String,
     pub partition: u32,
     pub messages: Vec<KafkaMessage>,
+}
+
+/// One partition's records in columns (see `nextBatchPacked`).
+#[allow(dead_code)]
+#[napi(object)]
+pub struct PackedBatch {
+    pub topic: String,
+    pub partition: u32,
+    #[napi(ts_type = "Buffer")]
+    pub data: String,
+    #[napi(ts_type = "Int32Array")]
+    pub key_lengths: String,
+    #[napi(ts_type = "Int32Array")]
+    pub value_lengths: String,
+    #[napi(ts_type = "Float64Array | Array<string>")]
+    pub offsets: String,
+    #[napi(ts_type = "Float64Array | Array<string>")]
+    pub timestamps: String,
+    #[napi(ts_type = "Array<Record<string, Buffer> | null> | null")]
+    pub headers: String,
 }
 
 /// A change of the partitions owned by this group member.
