@@ -5,10 +5,22 @@
 // All client logic (batching, retries, fetching, groups) is in Rust.
 
 const { EventEmitter } = require('node:events')
-const native = require('./native.js')
+const native = loadNative()
 const errors = require('./lib/errors.js')
 
 const { toTidelogError } = errors
+
+function loadNative() {
+  try {
+    return require('./native.js')
+  } catch (e) {
+    e.message +=
+      `\n\ntidelog: the native addon is not built. Build it with \`npm install && npm run build\` in ${__dirname}` +
+      ' (needs a Rust toolchain), or allow this package\'s install script (npm >= 11:' +
+      ' `npm install-scripts approve tidelog`, then `npm rebuild tidelog`).'
+    throw e
+  }
+}
 
 /** Runs a native call and converts its failure to a TidelogError. */
 function call(fn) {
