@@ -3,10 +3,13 @@
 //!
 //! Each partition has a queue and a sender task. The task waits up to
 //! `linger` for a batch to fill, encodes what is queued into batches of
-//! `batch_bytes`, and sends them in one request; while that request is in
-//! flight new records queue up and ride the next request. Every batch
+//! `batch_bytes`, and sends them in one request. Up to `max_in_flight`
+//! requests per partition are outstanding at once (pipelining, so the
+//! transfer of one overlaps the broker's fsync of another); while the window
+//! is full new records queue up and ride the next request. Every batch
 //! carries the producer id and per-partition sequence numbers, so a retry
-//! after a lost answer is recognised by the broker and not written twice.
+//! after a lost answer is recognised by the broker and not written twice,
+//! and a request that overtook an earlier one is refused and sent again.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -18,8 +21,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tidelog_proto::batch::{BatchBuilder, Compression};
-use tidelog_proto::v1::{producer_client::ProducerClient, Acks as WireAcks, ProduceRequest};
+use tidelog_proto::v1::{
+    producer_client::ProducerClient, Acks as WireAcks, ProduceRequest, ProduceResponse,
+};
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 use crate::client::{Client, MAX_MESSAGE_BYTES};
 use crate::error::{Error, Result};
@@ -55,6 +61,10 @@ pub struct ProducerConfig {
     pub delivery_timeout: Duration,
     /// First retry back-off (doubles up to 1 s).
     pub retry_backoff: Duration,
+    /// Produce requests per partition sent before the first is answered
+    /// (pipelining). Ordering and idempotence hold for any value; 1 sends
+    /// one request at a time.
+    pub max_in_flight: usize,
 }
 
 impl Default for ProducerConfig {
@@ -68,6 +78,7 @@ impl Default for ProducerConfig {
             acks: Acks::All,
             delivery_timeout: Duration::from_secs(120),
             retry_backoff: Duration::from_millis(50),
+            max_in_flight: 5,
         }
     }
 }
@@ -388,95 +399,105 @@ impl Producer {
     }
 }
 
-/// Per-partition sender loop.
-async fn run_sender(
-    shared: Arc<Shared>,
-    queue: Arc<PartitionQueue>,
-    topic: String,
-    partition: u32,
-) {
-    let mut client = ProducerClient::new(shared.client.channel())
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let cfg = shared.config.clone();
-    let mut sequence: i32 = 0;
-    let mut epoch: i16 = 0;
-    loop {
-        // Wait for records.
-        loop {
-            let woken = queue.wake.notified();
-            let empty = queue.pending.lock().map(|q| q.is_empty()).unwrap_or(true);
-            if !empty {
-                break;
-            }
-            if shared.closed.load(Ordering::Acquire) {
-                return;
-            }
-            woken.await;
-        }
-        // Linger until a batch is full, the oldest record waited long
-        // enough, or a flush asks to hurry.
-        loop {
-            if queue.bytes.load(Ordering::Acquire) >= cfg.batch_bytes
-                || shared.flushing.load(Ordering::Acquire) > 0
-                || shared.closed.load(Ordering::Acquire)
-            {
-                break;
-            }
-            let oldest = queue
-                .pending
-                .lock()
-                .ok()
-                .and_then(|q| q.front().map(|p| p.enqueued));
-            let Some(oldest) = oldest else { break };
-            let deadline = oldest + cfg.linger;
-            if Instant::now() >= deadline {
-                break;
-            }
-            let woken = queue.wake.notified();
-            let _ = tokio::time::timeout_at(deadline.into(), woken).await;
-        }
-        // Take up to one request's worth.
-        let taken: Vec<Pending> = {
-            let Ok(mut q) = queue.pending.lock() else {
-                return;
-            };
-            let mut bytes = 0;
-            let mut out = Vec::new();
-            while let Some(p) = q.front() {
-                if !out.is_empty() && bytes + p.size > cfg.max_request_bytes {
-                    break;
-                }
-                bytes += p.size;
-                if let Some(p) = q.pop_front() {
-                    out.push(p);
-                }
-            }
-            queue.bytes.fetch_sub(bytes, Ordering::AcqRel);
-            out
+/// A produce request on its way, with the records it carries.
+struct InFlight {
+    groups: Vec<Vec<Pending>>,
+    batches: Vec<Bytes>,
+    epoch: i16,
+    first_seq: i32,
+    /// Sent while earlier requests of the partition were unanswered: an
+    /// out-of-order answer may only mean that it overtook them.
+    overtaking: bool,
+    handle: JoinHandle<Result<ProduceResponse>>,
+}
+
+/// Whether a partition's queue should be sent.
+enum Ready {
+    /// Nothing queued.
+    Empty,
+    /// A batch is full, the linger passed, or a flush or close hurries.
+    Now,
+    /// Not before this (the oldest record's linger deadline).
+    At(Instant),
+}
+
+fn readiness(queue: &PartitionQueue, shared: &Shared) -> Ready {
+    let oldest = queue
+        .pending
+        .lock()
+        .ok()
+        .and_then(|q| q.front().map(|p| p.enqueued));
+    let Some(oldest) = oldest else {
+        return Ready::Empty;
+    };
+    if queue.bytes.load(Ordering::Acquire) >= shared.config.batch_bytes
+        || shared.flushing.load(Ordering::Acquire) > 0
+        || shared.closed.load(Ordering::Acquire)
+    {
+        return Ready::Now;
+    }
+    let deadline = oldest + shared.config.linger;
+    if Instant::now() >= deadline {
+        Ready::Now
+    } else {
+        Ready::At(deadline)
+    }
+}
+
+/// Takes up to one request's worth of records, grouped into batches of
+/// about `batch_bytes`.
+fn take_request(queue: &PartitionQueue, cfg: &ProducerConfig) -> Vec<Vec<Pending>> {
+    let taken: Vec<Pending> = {
+        let Ok(mut q) = queue.pending.lock() else {
+            return Vec::new();
         };
-        if taken.is_empty() {
-            continue;
-        }
-        // Encode into batches of about batch_bytes each.
-        let mut groups: Vec<Vec<Pending>> = Vec::new();
-        let mut batches: Vec<Bytes> = Vec::new();
-        let first_seq = sequence;
-        let mut iter = taken.into_iter().peekable();
-        while iter.peek().is_some() {
-            let mut group = Vec::new();
-            let mut size = 0;
-            while let Some(p) = iter.peek() {
-                if !group.is_empty() && size + p.size > cfg.batch_bytes {
-                    break;
-                }
-                size += p.size;
-                if let Some(p) = iter.next() {
-                    group.push(p);
-                }
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        while let Some(p) = q.front() {
+            if !out.is_empty() && bytes + p.size > cfg.max_request_bytes {
+                break;
             }
+            bytes += p.size;
+            if let Some(p) = q.pop_front() {
+                out.push(p);
+            }
+        }
+        queue.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        out
+    };
+    let mut groups: Vec<Vec<Pending>> = Vec::new();
+    let mut iter = taken.into_iter().peekable();
+    while iter.peek().is_some() {
+        let mut group = Vec::new();
+        let mut size = 0;
+        while let Some(p) = iter.peek() {
+            if !group.is_empty() && size + p.size > cfg.batch_bytes {
+                break;
+            }
+            size += p.size;
+            if let Some(p) = iter.next() {
+                group.push(p);
+            }
+        }
+        groups.push(group);
+    }
+    groups
+}
+
+/// Encodes batches with consecutive sequence numbers from `sequence`.
+fn encode(
+    groups: &[Vec<Pending>],
+    cfg: &ProducerConfig,
+    producer_id: i64,
+    epoch: i16,
+    sequence: &mut i32,
+) -> Vec<Bytes> {
+    groups
+        .iter()
+        .filter(|g| !g.is_empty())
+        .map(|group| {
             let mut builder = BatchBuilder::new(cfg.compression, group[0].timestamp);
-            for p in &group {
+            for p in group {
                 builder.push(
                     p.timestamp,
                     p.key.as_deref(),
@@ -484,28 +505,126 @@ async fn run_sender(
                     &p.headers,
                 );
             }
-            let count = group.len() as i32;
-            batches.push(builder.finish(shared.producer_id, epoch, sequence));
-            sequence = sequence.wrapping_add(count);
-            if sequence < 0 {
-                sequence = 0;
+            let batch = builder.finish(producer_id, epoch, *sequence);
+            *sequence = sequence.wrapping_add(group.len() as i32);
+            if *sequence < 0 {
+                *sequence = 0;
             }
-            groups.push(group);
-        }
+            batch
+        })
+        .collect()
+}
+
+/// What the sender waits for when it cannot act at once.
+enum Event {
+    Answered(Result<ProduceResponse>),
+    Woken,
+}
+
+/// Per-partition sender loop. Up to `max_in_flight` requests are
+/// outstanding at once; answers are handled in the order the requests were
+/// sent, so records are acknowledged in order. A request that reached the
+/// broker before an earlier one is refused as out of order (nothing
+/// appended) and sent again, unchanged, once its predecessors succeeded.
+/// After a request fails for good, no new request is sent until the ones
+/// in flight are answered; those refused meanwhile are re-encoded under a
+/// new producer epoch, so no record can land twice or out of order.
+async fn run_sender(
+    shared: Arc<Shared>,
+    queue: Arc<PartitionQueue>,
+    topic: String,
+    partition: u32,
+) {
+    let client = ProducerClient::new(shared.client.channel())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let cfg = shared.config.clone();
+    let max_in_flight = cfg.max_in_flight.max(1);
+    let acks = match cfg.acks {
+        Acks::All => WireAcks::All as i32,
+        Acks::Leader => WireAcks::Leader as i32,
+    };
+    let dispatch = |batches: Vec<Bytes>| {
         let request = ProduceRequest {
             topic: topic.clone(),
             partition,
-            acks: match cfg.acks {
-                Acks::All => WireAcks::All as i32,
-                Acks::Leader => WireAcks::Leader as i32,
-            },
+            acks,
             batches,
         };
-        let outcome = send_with_retries(&shared, &mut client, request).await;
-        let records: usize = groups.iter().map(Vec::len).sum();
+        let shared = Arc::clone(&shared);
+        let mut client = client.clone();
+        tokio::spawn(async move { send_with_retries(&shared, &mut client, request).await })
+    };
+    let mut sequence: i32 = 0;
+    let mut epoch: i16 = 0;
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    // Set after a failure: send nothing new until the window is empty.
+    let mut draining = false;
+    loop {
+        if in_flight.is_empty() {
+            draining = false;
+        }
+        let can_send = !draining && in_flight.len() < max_in_flight;
+        let woken = queue.wake.notified();
+        let mut deadline = None;
+        if can_send {
+            match readiness(&queue, &shared) {
+                Ready::Now => {
+                    let groups = take_request(&queue, &cfg);
+                    if !groups.is_empty() {
+                        let first_seq = sequence;
+                        let batches =
+                            encode(&groups, &cfg, shared.producer_id, epoch, &mut sequence);
+                        let handle = dispatch(batches.clone());
+                        in_flight.push_back(InFlight {
+                            groups,
+                            batches,
+                            epoch,
+                            first_seq,
+                            overtaking: !in_flight.is_empty(),
+                            handle,
+                        });
+                    }
+                    continue;
+                }
+                Ready::At(d) => deadline = Some(d),
+                Ready::Empty => {
+                    if in_flight.is_empty() && shared.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                }
+            }
+        }
+        let event = match in_flight.front_mut() {
+            Some(front) => tokio::select! {
+                joined = &mut front.handle => Event::Answered(joined.unwrap_or_else(|e| {
+                    Err(Error::Broker {
+                        code: tonic::Code::Internal,
+                        message: format!("produce task failed: {e}"),
+                    })
+                })),
+                _ = woken, if can_send => Event::Woken,
+                _ = sleep_until(deadline), if deadline.is_some() => Event::Woken,
+            },
+            None => {
+                tokio::select! {
+                    _ = woken => {},
+                    _ = sleep_until(deadline), if deadline.is_some() => {},
+                }
+                Event::Woken
+            }
+        };
+        let Event::Answered(outcome) = event else {
+            continue;
+        };
+        let Some(done) = in_flight.pop_front() else {
+            continue;
+        };
         match outcome {
             Ok(resp) => {
-                for (group, result) in groups
+                let records: usize = done.groups.iter().map(Vec::len).sum();
+                for (group, base) in done
+                    .groups
                     .into_iter()
                     .zip(resp.results.iter().map(|r| r.base_offset))
                 {
@@ -513,35 +632,79 @@ async fn run_sender(
                         let _ = p.tx.send(Ok(RecordMetadata {
                             topic: topic.clone(),
                             partition,
-                            offset: result + i as i64,
+                            offset: base + i as i64,
                             timestamp: p.timestamp,
                         }));
                     }
                 }
+                finished(&shared, records);
+            }
+            // Refused without appending because it overtook an earlier
+            // request, or because a failure changed the epoch since it was
+            // sent: every earlier request is answered now, so send again.
+            Err(Error::OutOfOrderSequence(_) | Error::ProducerFenced(_))
+                if done.overtaking || done.epoch != epoch =>
+            {
+                let (batches, first_seq) = if done.epoch == epoch {
+                    (done.batches, done.first_seq)
+                } else {
+                    let first = sequence;
+                    let b = encode(&done.groups, &cfg, shared.producer_id, epoch, &mut sequence);
+                    (b, first)
+                };
+                let handle = dispatch(batches.clone());
+                in_flight.push_front(InFlight {
+                    groups: done.groups,
+                    batches,
+                    epoch,
+                    first_seq,
+                    overtaking: false,
+                    handle,
+                });
             }
             Err(e) => {
                 match &e {
-                    // Nothing of the request was appended: reuse the numbers.
+                    // Nothing of the request was appended and nothing else
+                    // is in flight: reuse the numbers.
                     Error::RecordTooLarge(_)
                     | Error::CorruptBatch(_)
-                    | Error::InvalidRequest(_) => sequence = first_seq,
+                    | Error::InvalidRequest(_)
+                        if in_flight.is_empty() && done.epoch == epoch =>
+                    {
+                        sequence = done.first_seq;
+                    }
                     // Unknown outcome or sequence trouble: start a new epoch so
                     // the broker resets its expectations for this producer.
                     _ => {
                         epoch = epoch.wrapping_add(1).max(0);
                         sequence = 0;
+                        draining = true;
                     }
                 }
-                for group in groups {
+                let records: usize = done.groups.iter().map(Vec::len).sum();
+                for group in done.groups {
                     for p in group {
                         let _ = p.tx.send(Err(e.clone()));
                     }
                 }
+                finished(&shared, records);
             }
         }
-        if shared.outstanding.fetch_sub(records, Ordering::AcqRel) == records {
-            shared.idle.notify_waiters();
-        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Counts records as answered; wakes `flush` when none are left.
+fn finished(shared: &Shared, records: usize) {
+    if records > 0 && shared.outstanding.fetch_sub(records, Ordering::AcqRel) == records {
+        shared.idle.notify_waiters();
     }
 }
 
@@ -549,7 +712,7 @@ async fn send_with_retries(
     shared: &Shared,
     client: &mut ProducerClient<tonic::transport::Channel>,
     request: ProduceRequest,
-) -> Result<tidelog_proto::v1::ProduceResponse> {
+) -> Result<ProduceResponse> {
     let cfg = &shared.config;
     let deadline = Instant::now() + cfg.delivery_timeout;
     let mut backoff = cfg.retry_backoff;

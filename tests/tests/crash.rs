@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tidelog::{NewTopic, OffsetSpec, ProducerRecord, SeekTo, TopicPartition};
+use tidelog::{NewTopic, OffsetSpec, ProducerConfig, ProducerRecord, SeekTo, TopicPartition};
 use tidelog_e2e::BrokerProcess;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +180,12 @@ async fn damaged_index_files_are_rebuilt() {
         .create_topic(NewTopic::new("idx", 1).config("segment.bytes", "8192"))
         .await
         .expect("create");
-    let producer = client.producer();
+    // Small batches so the records spread over several segments however
+    // fast they are queued (one 40 KB batch would fill a single segment).
+    let producer = client.producer_with(ProducerConfig {
+        batch_bytes: 1024,
+        ..ProducerConfig::default()
+    });
     for i in 0..2000 {
         producer
             .enqueue(ProducerRecord::new("idx", format!("value-{i:05}")))

@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-use bytes::BytesMut;
 use tidelog_proto::batch::validate_batch;
 use tidelog_proto::v1::{producer_server, Acks, BatchResult, ProduceRequest, ProduceResponse};
 use tonic::{Request, Response, Status};
@@ -44,11 +43,9 @@ impl producer_server::Producer for Api {
                 tracing::debug!(batch = i, error = %e, "rejected batch");
                 self.fail(LogError::Corrupt(e).into())
             })?;
-            // One copy into an owned buffer so offsets can be stamped in place.
-            incoming.push(IncomingBatch {
-                bytes: BytesMut::from(&raw[..]),
-                header,
-            });
+            // No copy: the log writes a stamped copy of the header and then
+            // these bytes after it.
+            incoming.push(IncomingBatch { bytes: raw, header });
         }
         let results = partition
             .append(incoming, mode)

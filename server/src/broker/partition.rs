@@ -23,6 +23,10 @@ use crate::log::{
 };
 use crate::metrics::Metrics;
 
+/// How long a batch ahead of its producer's expected sequence waits for the
+/// earlier request to arrive before it is refused as out of order.
+const REORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// When a produce is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckMode {
@@ -53,6 +57,8 @@ pub struct Partition {
     /// Set when an fsync failed; the partition refuses writes from then on.
     failed: Mutex<Option<String>>,
     dirty: Notify,
+    /// Woken after every append (requests waiting for a predecessor).
+    appended: Notify,
     bytes_in: IntCounter,
     records_in: IntCounter,
     bytes_out: IntCounter,
@@ -86,6 +92,7 @@ impl Partition {
             high_watermark,
             failed: Mutex::new(None),
             dirty: Notify::new(),
+            appended: Notify::new(),
             bytes_in: metrics.bytes_in.with_label_values(&[topic]),
             records_in: metrics.records_in.with_label_values(&[topic]),
             bytes_out: metrics.bytes_out.with_label_values(&[topic]),
@@ -106,25 +113,40 @@ impl Partition {
         acks: AckMode,
     ) -> Result<Vec<AppendResult>, BrokerError> {
         let bytes: usize = batches.iter().map(|b| b.bytes.len()).sum();
-        let (results, end, appended_records) = {
-            let mut log = self.log.lock();
-            let records: Vec<u64> = batches
-                .iter()
-                .map(|b| u64::from(b.header.record_count))
-                .collect();
-            let results = log.append(batches, now_ms())?;
-            let appended: u64 = results
-                .iter()
-                .zip(records)
-                .filter(|(r, _)| !r.duplicate)
-                .map(|(_, n)| n)
-                .sum();
-            (results, log.log_end_offset(), appended)
+        let reorder_deadline = tokio::time::Instant::now() + REORDER_WAIT;
+        let (results, end, appended_records) = loop {
+            // Registered before the attempt so an append in between wakes it.
+            let appended = self.appended.notified();
+            let attempt = {
+                let mut log = self.log.lock();
+                log.append(&batches, now_ms()).map(|results| {
+                    let n: u64 = results
+                        .iter()
+                        .zip(&batches)
+                        .filter(|(r, _)| !r.duplicate)
+                        .map(|(_, b)| u64::from(b.header.record_count))
+                        .sum();
+                    (results, log.log_end_offset(), n)
+                })
+            };
+            match attempt {
+                // A pipelining producer's requests can arrive out of order
+                // (HTTP/2 streams are independent): a batch ahead of the
+                // expected sequence waits a little for its predecessor.
+                Err(LogError::OutOfOrderSequence { expected, got, .. })
+                    if got > expected && tokio::time::Instant::now() < reorder_deadline =>
+                {
+                    let _ = tokio::time::timeout_at(reorder_deadline, appended).await;
+                }
+                Err(e) => return Err(e.into()),
+                Ok(r) => break r,
+            }
         };
         if appended_records > 0 {
             self.bytes_in.inc_by(bytes as u64);
             self.records_in.inc_by(appended_records);
             self.dirty.notify_one();
+            self.appended.notify_waiters();
         }
         if acks == AckMode::Durable {
             // Duplicates may refer to data still being flushed: wait for the

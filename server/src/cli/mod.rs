@@ -1,6 +1,7 @@
 //! The `tidelog` command line: `serve`, `topic ...`, `produce`, `consume`.
 //! Errors print one plain line on stderr and exit non-zero.
 
+pub mod bench;
 mod consume;
 mod group;
 mod produce;

@@ -54,8 +54,10 @@ impl Default for LogConfig {
 /// A validated batch waiting to be appended.
 #[derive(Debug)]
 pub struct IncomingBatch {
-    /// The bytes, owned so the broker can stamp them in place.
-    pub bytes: BytesMut,
+    /// The bytes as received. They are written as they are except for the
+    /// header, whose stamped copy is written in front of them (no copy of
+    /// the records).
+    pub bytes: Bytes,
     /// Its parsed header.
     pub header: BatchHeader,
 }
@@ -227,13 +229,13 @@ impl PartitionLog {
     /// all: a request with one bad batch appends nothing.
     pub fn append(
         &mut self,
-        batches: Vec<IncomingBatch>,
+        batches: &[IncomingBatch],
         now_ms: i64,
     ) -> Result<Vec<AppendResult>, LogError> {
         if let Some(why) = &self.failed {
             return Err(LogError::Failed(why.clone()));
         }
-        for b in &batches {
+        for b in batches {
             if b.bytes.len() > self.config.max_message_bytes as usize {
                 return Err(LogError::RecordTooLarge {
                     size: b.bytes.len(),
@@ -247,7 +249,7 @@ impl PartitionLog {
             .subset(batches.iter().map(|b| b.header.producer_id));
         let mut next = self.log_end_offset();
         let mut decisions = Vec::with_capacity(batches.len());
-        for b in &batches {
+        for b in batches {
             let d = scratch.check(&b.header)?;
             if d == SequenceCheck::Append {
                 scratch.record(&b.header, next, now_ms);
@@ -256,7 +258,7 @@ impl PartitionLog {
             decisions.push(d);
         }
         let mut results = Vec::with_capacity(batches.len());
-        for (mut b, d) in batches.into_iter().zip(decisions) {
+        for (b, d) in batches.iter().zip(decisions) {
             match d {
                 SequenceCheck::Duplicate(base_offset) => results.push(AppendResult {
                     base_offset,
@@ -265,10 +267,14 @@ impl PartitionLog {
                 SequenceCheck::Append => {
                     self.maybe_roll(b.bytes.len() as u64, now_ms)?;
                     let base_offset = self.log_end_offset();
-                    stamp_batch(&mut b.bytes, base_offset, 0);
-                    b.header.base_offset = base_offset;
-                    self.active_mut().append(&b.bytes, &b.header)?;
-                    self.producers.record(&b.header, base_offset, now_ms);
+                    let mut head = [0u8; HEADER_LEN];
+                    head.copy_from_slice(&b.bytes[..HEADER_LEN]);
+                    stamp_batch(&mut head, base_offset, 0);
+                    let mut header = b.header;
+                    header.base_offset = base_offset;
+                    self.active_mut()
+                        .append_parts(&head, &b.bytes[HEADER_LEN..], &header)?;
+                    self.producers.record(&header, base_offset, now_ms);
                     results.push(AppendResult {
                         base_offset,
                         duplicate: false,

@@ -1,7 +1,9 @@
 //! Idempotent-producer bookkeeping for one partition.
 //!
 //! For each producer id the partition remembers its epoch and its last
-//! [`MAX_REMEMBERED`] batches (sequence range and base offset). A retried
+//! [`MAX_REMEMBERED`] batches (sequence range and base offset): enough for
+//! a retry of any request in a pipelined client's window (5 requests of up
+//! to 16 batches with the SDK's defaults). A retried
 //! batch is recognised and answered with its original offsets; a sequence
 //! gap or an old epoch is refused. The table is snapshotted to a file when a
 //! segment rolls and rebuilt on start-up from that snapshot plus the active
@@ -15,8 +17,9 @@ use tidelog_proto::batch::BatchHeader;
 
 use super::error::LogError;
 
-/// Batches remembered per producer (Kafka keeps 5 in flight).
-pub const MAX_REMEMBERED: usize = 5;
+/// Batches remembered per producer. Kafka keeps 5 (one batch per request,
+/// 5 requests in flight); a Tidelog request carries several batches.
+pub const MAX_REMEMBERED: usize = 128;
 
 /// A remembered batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,8 +64,23 @@ impl ProducerStateTable {
         if h.producer_id < 0 || h.base_sequence < 0 {
             return Ok(SequenceCheck::Append);
         }
+        // A producer (or a new epoch of one) starts its sequence at 0. A
+        // later first batch is a request that overtook the first one (a
+        // pipelining client) or comes from a producer whose state expired:
+        // refuse it, nothing is appended, and the client sends it again.
+        let first = |h: &BatchHeader| {
+            if h.base_sequence == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(LogError::OutOfOrderSequence {
+                    producer_id: h.producer_id,
+                    expected: 0,
+                    got: h.base_sequence,
+                })
+            }
+        };
         let Some(entry) = self.producers.get(&h.producer_id) else {
-            return Ok(SequenceCheck::Append);
+            return first(h);
         };
         if h.producer_epoch < entry.epoch {
             return Err(LogError::ProducerFenced {
@@ -72,7 +90,7 @@ impl ProducerStateTable {
             });
         }
         if h.producer_epoch > entry.epoch {
-            return Ok(SequenceCheck::Append);
+            return first(h);
         }
         let last_seq = h.last_sequence();
         if let Some(dup) = entry
@@ -197,6 +215,14 @@ mod tests {
             t.check(&gap),
             Err(LogError::OutOfOrderSequence { expected: 5, .. })
         ));
+        assert!(matches!(
+            t.check(&header(8, 0, 5, 1)),
+            Err(LogError::OutOfOrderSequence { expected: 0, .. })
+        ));
+        assert!(matches!(
+            t.check(&header(7, 1, 4, 1)),
+            Err(LogError::OutOfOrderSequence { expected: 0, .. })
+        ));
         let newer = header(7, 1, 0, 1);
         assert_eq!(t.check(&newer).expect("ok"), SequenceCheck::Append);
         t.record(&newer, 105, 0);
@@ -204,9 +230,10 @@ mod tests {
     }
 
     #[test]
-    fn remembers_last_five_batches_and_snapshots() {
+    fn remembers_last_batches_and_snapshots() {
         let mut t = ProducerStateTable::default();
-        for i in 0..7 {
+        let n = MAX_REMEMBERED as i32 + 2;
+        for i in 0..n {
             t.record(&header(1, 0, i, 1), i64::from(i) * 10, 0);
         }
         assert_eq!(

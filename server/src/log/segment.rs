@@ -265,7 +265,22 @@ impl Segment {
     /// Appends a stamped, validated batch at the end of the file (into the
     /// page cache; durability comes from [`Segment::sync`]).
     pub fn append(&mut self, batch: &[u8], h: &BatchHeader) -> Result<(), LogError> {
-        if let Err(e) = self.file.write_all_at(batch, self.size) {
+        self.append_parts(batch, &[], h)
+    }
+
+    /// Appends one batch given as its (stamped) header and the rest, so the
+    /// caller need not copy the batch to stamp it.
+    pub fn append_parts(
+        &mut self,
+        head: &[u8],
+        rest: &[u8],
+        h: &BatchHeader,
+    ) -> Result<(), LogError> {
+        let written = self
+            .file
+            .write_all_at(head, self.size)
+            .and_then(|()| self.file.write_all_at(rest, self.size + head.len() as u64));
+        if let Err(e) = written {
             // Cut off whatever part was written so the file ends on a batch.
             let _ = self.file.set_len(self.size);
             return Err(LogError::io(&self.log_path, e));
