@@ -3,8 +3,8 @@
 //! All client logic lives in `sdk-rust`; this module adapts it to Python:
 //! one shared multi-thread Tokio runtime, blocking calls that release the
 //! GIL and wake every [`SLICE`] to let Ctrl-C through, and sync fast paths
-//! (`try_enqueue`, `try_next_record`) so a send or a buffered record costs
-//! no async round trip.
+//! (`enqueue` polled once in place, `try_next_record`) so a send or a
+//! buffered record costs no async round trip.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -622,6 +622,8 @@ where
 }
 
 type Callback = (DeliveryFuture, Py<PyAny>);
+type EnqueueResult = tidelog::Result<DeliveryFuture>;
+type Enqueue = std::pin::Pin<Box<dyn Future<Output = EnqueueResult> + Send>>;
 
 /// Sends records to topics; see the Python docs of `tidelog.Producer`.
 #[pyclass(module = "tidelog._native", frozen, subclass)]
@@ -664,16 +666,24 @@ impl NativeProducer {
     /// Queues a record, waiting (GIL released) only when the topic's
     /// metadata is unknown or the buffer is full.
     fn enqueue(&self, py: Python<'_>, record: ProducerRecord) -> PyResult<DeliveryFuture> {
-        let producer = self.get()?;
-        let rt = runtime()?;
-        let attempt = {
-            let _guard = rt.enter();
-            producer.try_enqueue(record)
-        };
-        match attempt {
-            Ok(f) => Ok(f),
-            Err(record) => run(py, producer.enqueue(record)),
+        match self.start_enqueue(record)? {
+            Ok(r) => r.map_err(py_err),
+            Err(pending) => run(py, pending),
         }
+    }
+
+    /// Polls `Producer::enqueue` once, synchronously: when the topic's
+    /// partition count is cached and the buffer has room (the common case)
+    /// the record is queued right here, with no async round trip.
+    /// Otherwise hands back the started future, to be awaited.
+    fn start_enqueue(&self, record: ProducerRecord) -> PyResult<Result<EnqueueResult, Enqueue>> {
+        let producer = self.get()?;
+        let mut fut: Enqueue = Box::pin(async move { producer.enqueue(record).await });
+        let first = {
+            let _guard = runtime()?.enter();
+            (&mut fut).now_or_never()
+        };
+        Ok(first.ok_or(fut))
     }
 
     /// Runs the delivery callbacks of acknowledged records, in order.
@@ -878,29 +888,9 @@ impl NativeProducer {
         Ok(false)
     }
 
-    /// For `tidelog.aio`: queues without waiting; None when that would
-    /// wait (unknown topic metadata, full buffer).
-    #[pyo3(signature = (topic, value=None, key=None, headers=None, partition=None, timestamp=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn _try_send(
-        &self,
-        topic: String,
-        value: Option<&Bound<'_, PyAny>>,
-        key: Option<&Bound<'_, PyAny>>,
-        headers: Option<&Bound<'_, PyAny>>,
-        partition: Option<u32>,
-        timestamp: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Option<PyDeliveryFuture>> {
-        let record = Self::record(topic, value, key, headers, partition, timestamp)?;
-        let producer = self.get()?;
-        let _guard = runtime()?.enter();
-        Ok(producer.try_enqueue(record).ok().map(|f| PyDeliveryFuture {
-            state: TMutex::new(Delivery::Pending(f)),
-        }))
-    }
-
-    /// For `tidelog.aio`: queues on the runtime; the asyncio future
-    /// resolves with a `DeliveryFuture` once queued.
+    /// For `tidelog.aio`: queues the record; returns a `DeliveryFuture`
+    /// when that needed no waiting, else an asyncio future of `loop`
+    /// resolved with one once queued.
     #[pyo3(signature = (event_loop, topic, value=None, key=None, headers=None, partition=None, timestamp=None))]
     #[allow(clippy::too_many_arguments)]
     fn _send_async(
@@ -915,13 +905,26 @@ impl NativeProducer {
         timestamp: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let record = Self::record(topic, value, key, headers, partition, timestamp)?;
-        let producer = self.get()?;
-        let (fut, _) = spawn_async(py, event_loop, async move {
-            producer.enqueue(record).await.map(|f| PyDeliveryFuture {
-                state: TMutex::new(Delivery::Pending(f)),
-            })
-        })?;
-        Ok(fut)
+        match self.start_enqueue(record)? {
+            Ok(r) => {
+                let f = r.map_err(py_err)?;
+                Ok(Py::new(
+                    py,
+                    PyDeliveryFuture {
+                        state: TMutex::new(Delivery::Pending(f)),
+                    },
+                )?
+                .into_any())
+            }
+            Err(pending) => {
+                let (fut, _) = spawn_async(py, event_loop, async move {
+                    pending.await.map(|f| PyDeliveryFuture {
+                        state: TMutex::new(Delivery::Pending(f)),
+                    })
+                })?;
+                Ok(fut)
+            }
+        }
     }
 
     /// For `tidelog.aio`: flushes on the runtime.

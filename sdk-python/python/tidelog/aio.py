@@ -18,7 +18,7 @@ seek, close) run in a worker thread with the GIL released.
 import asyncio
 from typing import Any, Dict, List, Optional
 
-from . import Consumer, Message, Producer, RecordMetadata, TopicPartition
+from . import Consumer, DeliveryFuture, Message, Producer, RecordMetadata, TopicPartition
 
 __all__ = ["AsyncProducer", "AsyncConsumer"]
 
@@ -57,11 +57,9 @@ class AsyncProducer:
         :class:`RecordMetadata` (await it for the acknowledgement)."""
         producer = self._get()
         loop = asyncio.get_running_loop()
-        handle = producer._try_send(topic, value, key, headers, partition, timestamp)
-        if handle is None:
-            handle = await producer._send_async(
-                loop, topic, value, key, headers, partition, timestamp
-            )
+        handle = producer._send_async(loop, topic, value, key, headers, partition, timestamp)
+        if not isinstance(handle, DeliveryFuture):
+            handle = await handle  # waited for metadata or buffer room
         fut = loop.create_future()
         handle._bridge(loop, fut)
         return fut
