@@ -3,6 +3,14 @@
 # end-to-end tests that start real `tidelog` processes on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Tiered-storage tests run against a real S3-compatible server: moto_server
+# from PyPI, installed into a virtualenv under target/ on first use.
+VENV="${TIDELOG_TEST_VENV:-$PWD/target/venv-test}"
+if [ ! -x "$VENV/bin/moto_server" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
+fi
+export MOTO_SERVER="$VENV/bin/moto_server"
 # The end-to-end tests run the real binary from target/debug.
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast

@@ -31,6 +31,8 @@ pub use topic::Topic;
 
 use crate::log::LogConfig;
 use crate::metrics::Metrics;
+use crate::tiering::manifest::SnapshotTopic;
+use crate::tiering::{uploader, RemotePartition, Tiering, TieringError, TieringStatus};
 
 /// What the broker needs to know at start.
 #[derive(Debug, Clone)]
@@ -58,6 +60,9 @@ pub struct Broker {
     metrics: Metrics,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    tiering: Option<Arc<Tiering>>,
+    /// Set when a snapshot write failed; the uploader retries it.
+    snapshot_dirty: std::sync::atomic::AtomicBool,
     _lock: File,
 }
 
@@ -76,6 +81,7 @@ impl Broker {
         settings: BrokerSettings,
         metrics: Metrics,
         shutdown: CancellationToken,
+        tiering: Option<Arc<Tiering>>,
     ) -> Result<Arc<Self>, BrokerError> {
         let dir = &settings.data_dir;
         std::fs::create_dir_all(dir).map_err(|e| storage(dir, e))?;
@@ -100,6 +106,8 @@ impl Broker {
             metrics,
             shutdown,
             tasks: TaskTracker::new(),
+            tiering,
+            snapshot_dirty: std::sync::atomic::AtomicBool::new(false),
             _lock: lock,
             settings,
         });
@@ -121,6 +129,10 @@ impl Broker {
         *broker.topics.write() = loaded;
         let b = Arc::clone(&broker);
         broker.tasks.spawn(async move { b.run_retention().await });
+        if let Some(t) = broker.tiering.clone() {
+            let b = Arc::clone(&broker);
+            broker.tasks.spawn(async move { b.run_uploader(t).await });
+        }
         Ok(broker)
     }
 
@@ -128,12 +140,24 @@ impl Broker {
         let cfg = topic_config::resolve(&self.settings.log_defaults, &meta.config)?;
         let mut partitions = Vec::with_capacity(meta.partitions as usize);
         for p in 0..meta.partitions {
+            let remote = self.tiering.as_ref().map(|t| {
+                (
+                    Arc::clone(t),
+                    Arc::new(RemotePartition::new(
+                        &meta.name,
+                        meta.created_ms,
+                        p,
+                        t.writer,
+                    )),
+                )
+            });
             partitions.push(Partition::open(
                 &meta.name,
                 p,
                 &dir.join(p.to_string()),
                 cfg.clone(),
                 &self.metrics,
+                remote,
             )?);
         }
         let cancel = self.shutdown.child_token();
@@ -216,6 +240,8 @@ impl Broker {
             .write()
             .insert(name.to_string(), Arc::clone(&topic));
         tracing::info!(topic = name, partitions, "created topic");
+        self.load_remote_state_of(&topic).await;
+        self.publish_snapshot().await;
         Ok(topic)
     }
 
@@ -241,7 +267,13 @@ impl Broker {
         }
         self.metrics.segments.remove_label_values(&[name]).ok();
         self.metrics.log_size.remove_label_values(&[name]).ok();
+        self.metrics
+            .tiering
+            .remote_size
+            .remove_label_values(&[name])
+            .ok();
         tracing::info!(topic = name, "deleted topic");
+        self.publish_snapshot().await;
         Ok(())
     }
 
@@ -254,6 +286,14 @@ impl Broker {
     ) -> Result<Arc<Topic>, BrokerError> {
         let topic = self.topic(name)?;
         topic.alter_config(&self.settings.log_defaults, set, delete)?;
+        if let Some(t) = self.tiering.clone() {
+            let snapshot = self.snapshot_topics();
+            self.spawn(async move {
+                if let Err(e) = t.write_snapshot(snapshot).await {
+                    tracing::warn!(error = %e, "could not write the cluster snapshot to the bucket");
+                }
+            });
+        }
         Ok(topic)
     }
 
@@ -277,6 +317,18 @@ impl Broker {
             let name = t.name();
             self.metrics.segments.with_label_values(&[&name]).set(segs);
             self.metrics.log_size.with_label_values(&[&name]).set(size);
+            if self.tiering.is_some() {
+                let remote: u64 = t
+                    .partitions()
+                    .iter()
+                    .map(|p| p.remote_stats().size_bytes)
+                    .sum();
+                self.metrics
+                    .tiering
+                    .remote_size
+                    .with_label_values(&[&name])
+                    .set(remote as i64);
+            }
         }
     }
 
@@ -304,6 +356,128 @@ impl Broker {
         }
     }
 
+    /// The tiering service, if on.
+    pub fn tiering(&self) -> Option<&Arc<Tiering>> {
+        self.tiering.as_ref()
+    }
+
+    fn snapshot_topics(&self) -> Vec<SnapshotTopic> {
+        self.topics()
+            .iter()
+            .map(|t| {
+                let m = t.meta();
+                SnapshotTopic {
+                    name: m.name,
+                    partitions: m.partitions,
+                    config: m.config,
+                    created_ms: m.created_ms,
+                }
+            })
+            .collect()
+    }
+
+    /// Writes the cluster snapshot (topics, configs) to the bucket; a
+    /// failure is logged and retried by the uploader.
+    pub async fn publish_snapshot(&self) {
+        if let Some(t) = &self.tiering {
+            if let Err(e) = t.write_snapshot(self.snapshot_topics()).await {
+                tracing::warn!(error = %e, "could not write the cluster snapshot to the bucket");
+                self.snapshot_dirty
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+    }
+
+    async fn load_remote_state_of(&self, topic: &Topic) {
+        let Some(t) = &self.tiering else { return };
+        for p in topic.partitions() {
+            if let Some(rp) = p.remote() {
+                if let Err(e) = uploader::load_manifest(t, rp).await {
+                    tracing::warn!(partition = %rp.label(), error = %e, "could not read the manifest; the uploader retries");
+                }
+            }
+        }
+    }
+
+    /// Reads every partition's manifest (at start, before serving).
+    pub async fn load_remote_state(&self) {
+        for t in self.topics() {
+            self.load_remote_state_of(&t).await;
+        }
+    }
+
+    async fn run_uploader(self: Arc<Self>, t: Arc<Tiering>) {
+        let base = t.settings.upload_interval;
+        let mut delay = base;
+        let mut failures = 0u32;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            if self
+                .snapshot_dirty
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
+            {
+                self.publish_snapshot().await;
+            }
+            let mut status = TieringStatus::default();
+            let mut lag = 0i64;
+            let mut failed = false;
+            'topics: for topic in self.topics() {
+                for p in topic.partitions() {
+                    let Some(rp) = p.remote() else { continue };
+                    let sync = tokio::select! {
+                        s = uploader::sync_partition(&t, rp, p.as_ref()) => s,
+                        _ = self.shutdown.cancelled() => return,
+                    };
+                    status.backlog_segments += sync.backlog_segments;
+                    status.backlog_bytes += sync.backlog_bytes;
+                    lag += sync.lag_offsets;
+                    if sync.uploaded > 0 {
+                        // Local copies may go now that the manifest lists them.
+                        if let Err(e) = p.enforce_retention() {
+                            tracing::warn!(partition = %rp.label(), error = %e, "retention failed");
+                        }
+                    }
+                    match sync.error {
+                        None => {}
+                        Some(e @ TieringError::Fenced { .. }) => {
+                            status.fenced.push(rp.label());
+                            status.last_error = Some(e.to_string());
+                        }
+                        Some(e) => {
+                            t.metrics.upload_errors.inc();
+                            tracing::warn!(partition = %rp.label(), error = %e, "upload round failed; retrying with back-off");
+                            status.last_error = Some(e.to_string());
+                            failed = true;
+                            // The store is likely down: do not wait for every
+                            // partition's timeout in this round.
+                            break 'topics;
+                        }
+                    }
+                }
+            }
+            t.metrics.upload_lag_offsets.set(lag);
+            if failed {
+                // Keep the backlog of the last complete count if this round
+                // stopped early.
+                let prev = t.status();
+                status.backlog_segments = status.backlog_segments.max(prev.backlog_segments);
+                status.backlog_bytes = status.backlog_bytes.max(prev.backlog_bytes);
+                failures = failures.saturating_add(1);
+                let factor = 1u32 << failures.min(16);
+                delay = base
+                    .saturating_mul(factor)
+                    .min(t.settings.max_backoff.max(base));
+            } else {
+                failures = 0;
+                delay = base;
+            }
+            t.set_status(status);
+        }
+    }
+
     /// Runs a task owned by the broker: joined at shutdown.
     pub fn spawn<F>(&self, fut: F)
     where
@@ -317,5 +491,8 @@ impl Broker {
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        if let Some(t) = &self.tiering {
+            t.close().await;
+        }
     }
 }
