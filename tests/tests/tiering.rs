@@ -119,6 +119,8 @@ fn tiered_topic(name: &str) -> NewTopic {
     NewTopic::new(name, 1)
         .config("segment.bytes", "4096")
         .config("local.retention.bytes", "0")
+        // The records carry 2023 timestamps: keep them in the bucket.
+        .config("retention.ms", "-1")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,6 +151,7 @@ async fn sealed_segments_move_to_s3_and_every_offset_reads_back() {
         1,
         "only the active segment is local"
     );
+    assert_eq!(s3.list(BUCKET, "c1/cluster.json"), ["c1/cluster.json"]);
     let keys = s3.list(BUCKET, "c1/topics/tier/");
     assert!(
         keys.iter().any(|k| k.ends_with("/0/manifest.json")),
@@ -156,7 +159,6 @@ async fn sealed_segments_move_to_s3_and_every_offset_reads_back() {
     );
     let logs = keys.iter().filter(|k| k.ends_with(".log")).count();
     assert_eq!(logs as u32, p.remote_segments, "{keys:?}");
-    assert!(keys.iter().any(|k| k == "c1/cluster.json"), "{keys:?}");
 
     // Every offset reads back from 0, across the bucket into local data.
     check_all_from_zero(&client, "tier", n).await;
@@ -320,7 +322,7 @@ async fn restore_rebuilds_an_empty_data_dir_and_refuses_a_silent_fresh_start() {
     let client = a.client().await;
     client
         .admin()
-        .create_topic(tiered_topic("keep").config("retention.ms", "-1"))
+        .create_topic(tiered_topic("keep"))
         .await
         .expect("create");
     client
@@ -399,8 +401,11 @@ async fn a_second_writer_on_the_same_prefix_is_fenced() {
         .await
         .expect("create");
     produce(&client_a, "f", 0, 500).await;
+    // Let A finish uploading what it sealed (B restores from the bucket
+    // as it is now).
     wait_for("uploads", 60, || async {
-        partition0(&client_a, "f").await.remote_segments >= 2
+        let p = partition0(&client_a, "f").await;
+        p.remote_segments >= 2 && p.segments == 1
     })
     .await;
     // A second broker takes over the same prefix (restored copy) and
@@ -432,11 +437,22 @@ async fn a_second_writer_on_the_same_prefix_is_fenced() {
     // The first broker's next manifest write carries a stale e-tag.
     let end_a = partition0(&client_a, "f").await.log_end_offset as usize;
     produce(&client_a, "f", end_a, end_a + 300).await;
-    wait_for("a fenced", 60, || async {
-        a.http_get("/readyz")
-            .is_some_and(|(c, body)| c == 200 && body.contains("fenced partitions: [f/0]"))
-    })
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let fenced = a
+            .http_get("/readyz")
+            .is_some_and(|(c, body)| c == 200 && body.contains("fenced partitions: [f/0]"));
+        if fenced {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broker a not fenced; a log:\n{}\nb log:\n{}",
+            a.log(),
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(a.log().contains("fenced"), "{}", a.log());
     // The fenced broker deletes nothing it could not record.
     let p = partition0(&client_a, "f").await;

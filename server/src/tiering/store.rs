@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 use object_store::{
@@ -81,10 +81,25 @@ impl RemoteStore {
             let client = ClientOptions::new()
                 .with_timeout(Duration::from_secs(30))
                 .with_connect_timeout(Duration::from_secs(3));
-            let s3 = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_retry(retry)
+            // Our timeouts and retries first, then every `AWS_*` variable
+            // (as `AmazonS3Builder::from_env` reads them) so the environment
+            // wins: credentials, region, endpoint, AWS_ALLOW_HTTP, path
+            // style (AWS_VIRTUAL_HOSTED_STYLE_REQUEST), SSE
+            // (AWS_SERVER_SIDE_ENCRYPTION, AWS_SSE_KMS_KEY_ID), ...
+            let mut builder = AmazonS3Builder::new()
                 .with_client_options(client)
+                .with_retry(retry);
+            for (k, v) in std::env::vars_os() {
+                if let (Some(k), Some(v)) = (k.to_str(), v.to_str()) {
+                    if k.starts_with("AWS_") {
+                        if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                            builder = builder.with_config(key, v);
+                        }
+                    }
+                }
+            }
+            let s3 = builder
+                .with_bucket_name(bucket)
                 .build()
                 .map_err(|e| bad(e.to_string()))?;
             return Ok(RemoteStore {

@@ -229,10 +229,17 @@ pub async fn sync_partition(
         };
         let mut next = (*state.manifest).clone();
         if let Err(detail) = next.push(entry) {
-            out.error = Some(TieringError::Decode {
+            // The bucket holds offsets this log also has, written by someone
+            // else: this broker's log diverged from the bucket.
+            let e = TieringError::Fenced {
                 key: rp.manifest_key(),
-                detail,
-            });
+                detail: format!("the local log diverges from the bucket: {detail}"),
+            };
+            let mut s = state.clone();
+            s.fenced = Some(e.to_string());
+            rp.set_state(s);
+            tracing::error!(partition = %rp.label(), error = %e, "uploads of this partition stop");
+            out.error = Some(e);
             return out;
         }
         state = match commit(t, rp, &state, next).await {
