@@ -462,3 +462,144 @@ async fn a_second_writer_on_the_same_prefix_is_fenced() {
     assert_eq!(pb.remote_start_offset, 0);
     check_all_from_zero(&client_b, "f", start_b).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_remote_segment_is_a_clear_data_loss_error() {
+    use tidelog_proto::v1::{consumer_client::ConsumerClient, FetchRequest};
+    let broker = BrokerProcess::start_with_env(&[
+        ("TIDELOG_TIERING_UPLOAD_INTERVAL_MS", "200"),
+        ("TIDELOG_RETENTION_CHECK_INTERVAL_MS", "200"),
+    ]);
+    let client = broker.client().await;
+    client
+        .admin()
+        .create_topic(tiered_topic("bad"))
+        .await
+        .expect("create");
+    produce(&client, "bad", 0, 600).await;
+    wait_for("upload and local deletion", 60, || async {
+        let p = partition0(&client, "bad").await;
+        p.remote_segments >= 2 && p.segments == 1
+    })
+    .await;
+    // Flip one byte inside the first batch (past its 57-byte header) of the
+    // first object.
+    let seg_dir = std::fs::read_dir(broker.data_dir.with_file_name("data-bucket/topics/bad"))
+        .expect("bucket topic dir")
+        .flatten()
+        .next()
+        .expect("incarnation")
+        .path()
+        .join("0/segments");
+    let first = seg_dir.join(
+        std::fs::read_dir(&seg_dir)
+            .expect("segments dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("00000000000000000000-") && n.ends_with(".log"))
+            .next()
+            .expect("first segment object"),
+    );
+    let mut bytes = std::fs::read(&first).expect("read object");
+    bytes[60] ^= 0xff;
+    std::fs::write(&first, &bytes).expect("write object");
+
+    let mut c = ConsumerClient::connect(format!("http://{}", broker.addr))
+        .await
+        .expect("connect");
+    let err = c
+        .fetch(FetchRequest {
+            topic: "bad".into(),
+            partition: 0,
+            offset: 0,
+            max_bytes: 0,
+            max_wait_ms: 0,
+        })
+        .await
+        .expect_err("corrupt data is not served");
+    assert_eq!(err.code(), tonic::Code::DataLoss, "{err:?}");
+    assert_eq!(
+        err.metadata()
+            .get(tidelog_proto::ERROR_REASON_KEY)
+            .and_then(|v| v.to_str().ok()),
+        Some("REMOTE_DATA_LOSS")
+    );
+    assert!(
+        err.message().contains("remote data loss"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        broker
+            .metric("tidelog_tiering_remote_corrupt_total")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_retention_removes_expired_segments_from_the_bucket() {
+    let s3 = S3Server::start(BUCKET);
+    let env = s3_env(&s3, "ret");
+    let broker = BrokerProcess::start_with_env(&as_refs(&env));
+    let client = broker.client().await;
+    client
+        .admin()
+        .create_topic(
+            NewTopic::new("rr", 1)
+                .config("segment.bytes", "4096")
+                .config("local.retention.bytes", "0")
+                .config("retention.ms", "-1")
+                .config("retention.bytes", "20000"),
+        )
+        .await
+        .expect("create");
+    produce(&client, "rr", 0, 2000).await;
+    wait_for("remote retention", 60, || async {
+        let p = partition0(&client, "rr").await;
+        p.segments == 1 && p.log_start_offset > 0 && p.remote_size_bytes > 0
+    })
+    .await;
+    let p = partition0(&client, "rr").await;
+    assert!(p.remote_size_bytes <= 20000 + 4096, "{p:?}");
+    assert_eq!(p.log_start_offset, p.remote_start_offset);
+    // The manifest is shortened first, the objects are deleted right after.
+    wait_for("expired objects deleted from the bucket", 30, || async {
+        let p = partition0(&client, "rr").await;
+        let logs = s3
+            .list(BUCKET, "ret/topics/rr/")
+            .into_iter()
+            .filter(|k| k.ends_with(".log"))
+            .count();
+        logs as u32 == p.remote_segments
+    })
+    .await;
+    assert!(
+        broker
+            .metric("tidelog_tiering_remote_deleted_segments_total")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    // The earliest offset is readable; older ones are out of range.
+    let earliest = client
+        .admin()
+        .list_offsets("rr", 0, OffsetSpec::Earliest)
+        .await
+        .expect("earliest")
+        .0;
+    assert_eq!(earliest, p.log_start_offset);
+    let tp = TopicPartition::new("rr", 0);
+    let mut consumer = client.consumer();
+    consumer.assign([tp.clone()]);
+    consumer
+        .seek(&tp, SeekTo::Offset(earliest))
+        .await
+        .expect("seek");
+    let r = tokio::time::timeout(Duration::from_secs(30), consumer.stream().next())
+        .await
+        .expect("record arrives")
+        .expect("open")
+        .expect("record");
+    assert_eq!(r.offset, earliest);
+    assert_eq!(r.value.as_ref(), Some(&value(earliest as usize)));
+}

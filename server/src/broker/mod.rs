@@ -410,10 +410,17 @@ impl Broker {
         let base = t.settings.upload_interval;
         let mut delay = base;
         let mut failures = 0u32;
+        // Remote retention runs at the retention interval, like local
+        // retention (which deletes local copies once the manifest lists them).
+        let mut last_retention = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.shutdown.cancelled() => return,
+            }
+            let retention_due = last_retention.elapsed() >= self.settings.retention_check_interval;
+            if retention_due {
+                last_retention = tokio::time::Instant::now();
             }
             if self
                 .snapshot_dirty
@@ -428,18 +435,12 @@ impl Broker {
                 for p in topic.partitions() {
                     let Some(rp) = p.remote() else { continue };
                     let sync = tokio::select! {
-                        s = uploader::sync_partition(&t, rp, p.as_ref()) => s,
+                        s = uploader::sync_partition(&t, rp, p.as_ref(), retention_due) => s,
                         _ = self.shutdown.cancelled() => return,
                     };
                     status.backlog_segments += sync.backlog_segments;
                     status.backlog_bytes += sync.backlog_bytes;
                     lag += sync.lag_offsets;
-                    if sync.uploaded > 0 {
-                        // Local copies may go now that the manifest lists them.
-                        if let Err(e) = p.enforce_retention() {
-                            tracing::warn!(partition = %rp.label(), error = %e, "retention failed");
-                        }
-                    }
                     match sync.error {
                         None => {}
                         Some(e @ TieringError::Fenced { .. }) => {

@@ -186,6 +186,7 @@ pub async fn sync_partition(
     t: &Tiering,
     rp: &RemotePartition,
     log: &dyn LocalLog,
+    retention: bool,
 ) -> PartitionSync {
     let _round = rp.upload_lock.lock().await;
     let cfg = log.log_config();
@@ -257,8 +258,10 @@ pub async fn sync_partition(
         out.lag_offsets = (out.lag_offsets - (seg.next_offset - seg.base_offset)).max(0);
         tracing::debug!(partition = %rp.label(), base = seg.base_offset, end = seg.next_offset, "uploaded segment");
     }
-    if let Err(e) = remote_retention(t, rp, &state, &cfg, log).await {
-        out.error = Some(e);
+    if retention {
+        if let Err(e) = remote_retention(t, rp, &state, &cfg, log).await {
+            out.error = Some(e);
+        }
     }
     out
 }
