@@ -496,8 +496,7 @@ async fn corrupt_remote_segment_is_a_clear_data_loss_error() {
             .expect("segments dir")
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("00000000000000000000-") && n.ends_with(".log"))
-            .next()
+            .find(|n| n.starts_with("00000000000000000000-") && n.ends_with(".log"))
             .expect("first segment object"),
     );
     let mut bytes = std::fs::read(&first).expect("read object");
