@@ -180,7 +180,12 @@ async fn damaged_index_files_are_rebuilt() {
         .create_topic(NewTopic::new("idx", 1).config("segment.bytes", "8192"))
         .await
         .expect("create");
-    let producer = client.producer();
+    // Small batches, so the records spread over several segments whatever
+    // the timing (one 38 KB batch would fill a single segment).
+    let producer = client.producer_with(tidelog::ProducerConfig {
+        batch_bytes: 1024,
+        ..tidelog::ProducerConfig::default()
+    });
     for i in 0..2000 {
         producer
             .enqueue(ProducerRecord::new("idx", format!("value-{i:05}")))

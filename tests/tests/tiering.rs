@@ -602,3 +602,70 @@ async fn remote_retention_removes_expired_segments_from_the_bucket() {
     assert_eq!(r.offset, earliest);
     assert_eq!(r.value.as_ref(), Some(&value(earliest as usize)));
 }
+
+/// Catch-up read throughput from the bucket (not a pass/fail test; run with
+/// `cargo test -p tidelog-e2e --test tiering catch_up -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn catch_up_read_throughput() {
+    let s3 = S3Server::start(BUCKET);
+    for store in ["s3", "file"] {
+        let mut env = if store == "s3" {
+            s3_env(&s3, "bench")
+        } else {
+            vec![
+                ("TIDELOG_TIERING_UPLOAD_INTERVAL_MS".into(), "200".into()),
+                ("TIDELOG_RETENTION_CHECK_INTERVAL_MS".into(), "200".into()),
+            ]
+        };
+        env.retain(|(k, _)| k != "TIDELOG_REMOTE_CHUNK_BYTES");
+        let broker = BrokerProcess::start_with_env(&as_refs(&env));
+        let client = broker.client().await;
+        client
+            .admin()
+            .create_topic(
+                NewTopic::new("bench", 1)
+                    .config("segment.bytes", "4194304")
+                    .config("local.retention.bytes", "0")
+                    .config("retention.ms", "-1"),
+            )
+            .await
+            .expect("create");
+        let producer = client.producer();
+        let payload = Bytes::from(vec![b'x'; 1000]);
+        let n = 64 * 1024;
+        for _ in 0..n {
+            producer
+                .enqueue(ProducerRecord::new("bench", payload.clone()).partition(0))
+                .await
+                .expect("enqueue");
+        }
+        producer.flush().await.expect("flush");
+        wait_for("everything sealed is uploaded", 300, || async {
+            let p = partition0(&client, "bench").await;
+            p.segments == 1 && p.remote_segments > 0 && p.local_start_offset == p.remote_end_offset
+        })
+        .await;
+        let p = partition0(&client, "bench").await;
+        let remote_records = p.remote_end_offset as usize;
+        let tp = TopicPartition::new("bench", 0);
+        let mut consumer = client.consumer();
+        consumer.assign([tp.clone()]);
+        consumer.seek(&tp, SeekTo::Offset(0)).await.expect("seek");
+        let started = Instant::now();
+        let mut bytes = 0usize;
+        let mut stream = std::pin::pin!(consumer.stream());
+        for _ in 0..remote_records {
+            let r = stream.next().await.expect("open").expect("record");
+            bytes += r.value.map_or(0, |v| v.len());
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "catch-up from {store}: {remote_records} records, {:.1} MiB of values from {} remote segments ({} bytes) in {secs:.2}s = {:.1} MiB/s",
+            bytes as f64 / 1048576.0,
+            p.remote_segments,
+            p.remote_size_bytes,
+            p.remote_size_bytes as f64 / 1048576.0 / secs
+        );
+    }
+}
