@@ -80,6 +80,9 @@ pub struct ServeConfig {
     pub log_local_retention_ms: i64,
     /// Default `local.retention.bytes` (-2: same as retention.bytes).
     pub log_local_retention_bytes: i64,
+    /// Producers get a retriable STORAGE_UNAVAILABLE while the log data on
+    /// local disk exceeds this many bytes (uploads behind); 0: off.
+    pub local_disk_high_water_bytes: u64,
 }
 
 impl Default for ServeConfig {
@@ -109,6 +112,7 @@ impl Default for ServeConfig {
             tiering_max_backoff_ms: 30_000,
             log_local_retention_ms: log.local_retention_ms,
             log_local_retention_bytes: log.local_retention_bytes,
+            local_disk_high_water_bytes: 0,
         }
     }
 }
@@ -266,6 +270,7 @@ impl ServeConfig {
             },
             log_defaults: self.log_defaults(),
             retention_check_interval: Duration::from_millis(self.retention_check_interval_ms),
+            local_disk_high_water_bytes: self.local_disk_high_water_bytes,
         }
     }
 }

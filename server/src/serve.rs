@@ -87,6 +87,9 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
         }
     });
 
+    // Refuse a data directory in use before touching anything in it (the
+    // remote-read disk cache lives there); the broker takes the lock for good.
+    Broker::check_not_in_use(&cfg.data_dir)?;
     let tiering =
         crate::tiering::Tiering::open(cfg.tiering_settings(), metrics.tiering.clone()).await?;
     tracing::info!(object_store = %tiering.store.url(), "tiered storage on");

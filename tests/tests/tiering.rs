@@ -669,3 +669,70 @@ async fn catch_up_read_throughput() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_disk_high_water_mark_refuses_producers_retriably_during_an_outage() {
+    use tidelog_proto::batch::{BatchBuilder, Compression};
+    use tidelog_proto::v1::{producer_client::ProducerClient, Acks, ProduceRequest};
+    let s3 = S3Server::start(BUCKET);
+    let mut env = s3_env(&s3, "hw");
+    env.push(("TIDELOG_LOCAL_DISK_HIGH_WATER_BYTES".into(), "40000".into()));
+    let broker = BrokerProcess::start_with_env(&as_refs(&env));
+    let client = broker.client().await;
+    client
+        .admin()
+        .create_topic(tiered_topic("hw"))
+        .await
+        .expect("create");
+    let mut raw = ProducerClient::connect(format!("http://{}", broker.addr))
+        .await
+        .expect("connect");
+    let batch = || {
+        let mut b = BatchBuilder::new(Compression::None, 1_000);
+        for _ in 0..10 {
+            b.push(1_000, None, Some(&[b'h'; 90][..]), &[]);
+        }
+        b.finish(-1, 0, -1)
+    };
+    let request = || ProduceRequest {
+        topic: "hw".into(),
+        partition: 0,
+        acks: Acks::All as i32,
+        batches: vec![batch()],
+    };
+    s3.proxy.set_down(true);
+    // About 1 KB per request: the mark (40 000 bytes) is passed after ~40.
+    let mut refused = None;
+    for _ in 0..200 {
+        match raw.produce(request()).await {
+            Ok(_) => {}
+            Err(s) => {
+                refused = Some(s);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s = refused.expect("producers refused past the high-water mark");
+    assert_eq!(s.code(), tonic::Code::Unavailable, "{s:?}");
+    assert!(s.message().contains("high-water mark"), "{}", s.message());
+    assert_eq!(
+        s.metadata()
+            .get(tidelog_proto::ERROR_REASON_KEY)
+            .and_then(|v| v.to_str().ok()),
+        Some("STORAGE_UNAVAILABLE")
+    );
+    // The bucket returns: uploads drain, local copies go, producing resumes.
+    s3.proxy.set_down(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if raw.produce(request()).await.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "producing resumes after the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

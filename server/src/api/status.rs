@@ -20,6 +20,7 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
         BrokerError::InvalidRequest(_) => (Code::InvalidArgument, R::InvalidRequest),
         BrokerError::Storage(_) => (Code::Unavailable, R::StorageUnavailable),
         BrokerError::ShuttingDown => (Code::Unavailable, R::ShuttingDown),
+        BrokerError::DiskFull { .. } => (Code::Unavailable, R::StorageUnavailable),
         BrokerError::Tiering(TieringError::Corrupt { .. }) => (Code::DataLoss, R::RemoteDataLoss),
         BrokerError::Tiering(_) => (Code::Unavailable, R::StorageUnavailable),
         BrokerError::Log(l) => match l {

@@ -46,6 +46,15 @@ pub enum BrokerError {
     /// A failure of tiered storage (bucket unreachable, remote data corrupt).
     #[error(transparent)]
     Tiering(#[from] TieringError),
+    /// Local log data passed `local_disk_high_water_bytes` (uploads to the
+    /// object store are behind); producers should retry later.
+    #[error("local disk above its high-water mark ({used} of {limit} bytes of log; uploads to the object store are behind): retry later")]
+    DiskFull {
+        /// Bytes of log on local disk.
+        used: u64,
+        /// The configured mark.
+        limit: u64,
+    },
     /// The broker is stopping.
     #[error("the broker is shutting down; retry against another broker or after restart")]
     ShuttingDown,

@@ -47,6 +47,8 @@ pub struct BrokerSettings {
     pub log_defaults: LogConfig,
     /// How often retention runs.
     pub retention_check_interval: Duration,
+    /// Refuse produce (retriable) while local log bytes exceed this; 0: off.
+    pub local_disk_high_water_bytes: u64,
 }
 
 /// The broker.
@@ -61,6 +63,8 @@ pub struct Broker {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     tiering: Option<Arc<Tiering>>,
+    /// Bytes of log on local disk, refreshed every 200 ms.
+    local_bytes: std::sync::atomic::AtomicU64,
     /// Set when a snapshot write failed; the uploader retries it.
     snapshot_dirty: std::sync::atomic::AtomicBool,
     _lock: File,
@@ -75,6 +79,21 @@ fn now_ms() -> i64 {
 }
 
 impl Broker {
+    /// Fails when another process holds the data directory's lock.
+    pub fn check_not_in_use(dir: &Path) -> Result<(), BrokerError> {
+        let lock_path = dir.join(".lock");
+        let Ok(lock) = File::open(&lock_path) else {
+            return Ok(());
+        };
+        if lock.try_lock().is_err() {
+            return Err(BrokerError::Storage(format!(
+                "{} is in use by another tidelog process; stop it or pick another --data-dir",
+                dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Opens the data directory, recovers every topic and starts the
     /// background tasks.
     pub fn open(
@@ -108,6 +127,7 @@ impl Broker {
             tasks: TaskTracker::new(),
             tiering,
             snapshot_dirty: std::sync::atomic::AtomicBool::new(false),
+            local_bytes: std::sync::atomic::AtomicU64::new(0),
             _lock: lock,
             settings,
         });
@@ -129,6 +149,10 @@ impl Broker {
         *broker.topics.write() = loaded;
         let b = Arc::clone(&broker);
         broker.tasks.spawn(async move { b.run_retention().await });
+        if broker.settings.local_disk_high_water_bytes > 0 {
+            let b = Arc::clone(&broker);
+            broker.tasks.spawn(async move { b.run_disk_watch().await });
+        }
         if let Some(t) = broker.tiering.clone() {
             let b = Arc::clone(&broker);
             broker.tasks.spawn(async move { b.run_uploader(t).await });
@@ -240,7 +264,7 @@ impl Broker {
             .write()
             .insert(name.to_string(), Arc::clone(&topic));
         tracing::info!(topic = name, partitions, "created topic");
-        self.load_remote_state_of(&topic).await;
+        let _ = self.load_remote_state_of(&topic).await;
         self.publish_snapshot().await;
         Ok(topic)
     }
@@ -356,6 +380,34 @@ impl Broker {
         }
     }
 
+    /// `Err(DiskFull)` while local log data is above the high-water mark.
+    pub fn check_disk_space(&self) -> Result<(), BrokerError> {
+        let limit = self.settings.local_disk_high_water_bytes;
+        let used = self.local_bytes.load(std::sync::atomic::Ordering::Acquire);
+        if limit > 0 && used > limit {
+            return Err(BrokerError::DiskFull { used, limit });
+        }
+        Ok(())
+    }
+
+    async fn run_disk_watch(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            let used: u64 = self
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions().to_vec())
+                .map(|p| p.stats().size_bytes)
+                .sum();
+            self.local_bytes
+                .store(used, std::sync::atomic::Ordering::Release);
+        }
+    }
+
     /// The tiering service, if on.
     pub fn tiering(&self) -> Option<&Arc<Tiering>> {
         self.tiering.as_ref()
@@ -388,21 +440,31 @@ impl Broker {
         }
     }
 
-    async fn load_remote_state_of(&self, topic: &Topic) {
-        let Some(t) = &self.tiering else { return };
+    /// Reads the manifests of a topic's partitions; stops at the first
+    /// failure (the store is likely unreachable: the uploader retries).
+    async fn load_remote_state_of(&self, topic: &Topic) -> Result<(), TieringError> {
+        let Some(t) = &self.tiering else {
+            return Ok(());
+        };
         for p in topic.partitions() {
             if let Some(rp) = p.remote() {
                 if let Err(e) = uploader::load_manifest(t, rp).await {
                     tracing::warn!(partition = %rp.label(), error = %e, "could not read the manifest; the uploader retries");
+                    return Err(e);
                 }
             }
         }
+        Ok(())
     }
 
-    /// Reads every partition's manifest (at start, before serving).
+    /// Reads every partition's manifest (at start, before serving). When
+    /// the store is unreachable the broker serves local data and the
+    /// uploader loads the manifests later.
     pub async fn load_remote_state(&self) {
         for t in self.topics() {
-            self.load_remote_state_of(&t).await;
+            if self.load_remote_state_of(&t).await.is_err() {
+                return;
+            }
         }
     }
 
