@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 # from PyPI, installed into a virtualenv under target/ on first use.
 VENV="${TIDELOG_TEST_VENV:-$PWD/target/venv-test}"
 if [ ! -x "$VENV/bin/moto_server" ]; then
-  python3 -m venv "$VENV"
+  if ! python3 -m venv "$VENV"; then
+    echo "error: python3 -m venv failed; install python3 with venv (Debian: apt-get install python3-venv)" >&2
+    exit 1
+  fi
   "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
 fi
 export MOTO_SERVER="$VENV/bin/moto_server"
