@@ -76,6 +76,9 @@ pub struct ServeConfig {
     pub tiering_upload_interval_ms: u64,
     /// Longest back-off between failing upload rounds (ms).
     pub tiering_max_backoff_ms: u64,
+    /// Segment objects the manifest does not list are deleted once older
+    /// than this (ms), at the retention interval.
+    pub tiering_orphan_min_age_ms: u64,
     /// Default `local.retention.ms` (-2: same as retention.ms).
     pub log_local_retention_ms: i64,
     /// Default `local.retention.bytes` (-2: same as retention.bytes).
@@ -110,6 +113,7 @@ impl Default for ServeConfig {
             remote_read_concurrency: 8,
             tiering_upload_interval_ms: 1000,
             tiering_max_backoff_ms: 30_000,
+            tiering_orphan_min_age_ms: 3_600_000,
             log_local_retention_ms: log.local_retention_ms,
             log_local_retention_bytes: log.local_retention_bytes,
             local_disk_high_water_bytes: 0,
@@ -254,6 +258,7 @@ impl ServeConfig {
             read_concurrency: self.remote_read_concurrency as usize,
             upload_interval: Duration::from_millis(self.tiering_upload_interval_ms),
             max_backoff: Duration::from_millis(self.tiering_max_backoff_ms),
+            orphan_min_age: Duration::from_millis(self.tiering_orphan_min_age_ms),
             broker_id: self.broker_id,
         }
     }

@@ -736,3 +736,77 @@ async fn local_disk_high_water_mark_refuses_producers_retriably_during_an_outage
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_objects_are_swept_and_deleted_topics_leave_the_bucket() {
+    let broker = BrokerProcess::start_with_env(&[
+        ("TIDELOG_TIERING_UPLOAD_INTERVAL_MS", "200"),
+        ("TIDELOG_RETENTION_CHECK_INTERVAL_MS", "200"),
+        ("TIDELOG_TIERING_ORPHAN_MIN_AGE_MS", "0"),
+    ]);
+    let client = broker.client().await;
+    client
+        .admin()
+        .create_topic(tiered_topic("orph"))
+        .await
+        .expect("create");
+    produce(&client, "orph", 0, 600).await;
+    wait_for("uploads", 60, || async {
+        let p = partition0(&client, "orph").await;
+        p.remote_segments >= 2 && p.segments == 1
+    })
+    .await;
+    let topic_dir = broker.data_dir.with_file_name("data-bucket/topics/orph");
+    let seg_dir = std::fs::read_dir(&topic_dir)
+        .expect("bucket topic dir")
+        .flatten()
+        .next()
+        .expect("incarnation")
+        .path()
+        .join("0/segments");
+    // What an upload that died before its manifest write leaves behind.
+    let orphan = seg_dir.join("00000000000000900000-00000000000000900010-0badf00d.log");
+    std::fs::write(&orphan, b"half an upload").expect("write orphan");
+    wait_for("orphan swept", 30, || async { !orphan.exists() }).await;
+    let p = partition0(&client, "orph").await;
+    let logs = std::fs::read_dir(&seg_dir)
+        .expect("segments")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .count();
+    assert_eq!(logs as u32, p.remote_segments, "listed segments stay");
+    check_all_from_zero(&client, "orph", 600).await;
+
+    client.admin().delete_topic("orph").await.expect("delete");
+    let count_files = |dir: &std::path::Path| -> usize {
+        fn walk(d: &std::path::Path) -> usize {
+            std::fs::read_dir(d).map_or(0, |rd| {
+                rd.flatten()
+                    .map(|e| {
+                        let p = e.path();
+                        if p.is_dir() {
+                            walk(&p)
+                        } else {
+                            usize::from(p.extension().is_some_and(|x| {
+                                x == "log" || x == "index" || x == "timeindex" || x == "json"
+                            }))
+                        }
+                    })
+                    .sum()
+            })
+        }
+        walk(dir)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count_files(&topic_dir) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted topic's objects leave the bucket"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let snapshot =
+        std::fs::read_to_string(broker.data_dir.with_file_name("data-bucket/cluster.json"))
+            .expect("snapshot");
+    assert!(!snapshot.contains("\"orph\""), "{snapshot}");
+}

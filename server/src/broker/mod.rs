@@ -298,6 +298,29 @@ impl Broker {
             .ok();
         tracing::info!(topic = name, "deleted topic");
         self.publish_snapshot().await;
+        if let Some(t) = self.tiering.clone() {
+            // The snapshot no longer lists the topic; its objects go in the
+            // background (a failure leaves unreachable objects, logged).
+            let (name, incarnation) = (name.to_string(), topic.meta().created_ms);
+            let remotes: Vec<_> = topic
+                .partitions()
+                .iter()
+                .filter_map(|p| p.remote().cloned())
+                .collect();
+            self.spawn(async move {
+                // Wait out an upload round in flight and stop later ones.
+                for rp in &remotes {
+                    let _round = rp.upload_lock.lock().await;
+                    let mut s = rp.state();
+                    s.fenced = Some("the topic was deleted".into());
+                    rp.set_state(s);
+                }
+                match uploader::delete_topic_objects(&t, &name, incarnation).await {
+                    Ok(n) => tracing::info!(topic = %name, objects = n, "deleted the topic's objects from the bucket"),
+                    Err(e) => tracing::warn!(topic = %name, error = %e, "could not delete the topic's objects from the bucket"),
+                }
+            });
+        }
         Ok(())
     }
 

@@ -43,6 +43,8 @@ pub struct TieringSettings {
     pub upload_interval: Duration,
     /// Longest back-off between failed upload rounds.
     pub max_backoff: Duration,
+    /// Unlisted segment objects younger than this are not swept as orphans.
+    pub orphan_min_age: Duration,
     /// This broker's id.
     pub broker_id: u32,
 }

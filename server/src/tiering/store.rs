@@ -230,6 +230,32 @@ impl RemoteStore {
             .map_err(|e| TieringError::store("get range", key, e))
     }
 
+    /// Objects under `prefix` (keys relative to the store's prefix) with
+    /// their last-modified time (ms).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, TieringError> {
+        use futures::TryStreamExt;
+        let path = self.path(prefix.trim_end_matches('/'));
+        let metas: Vec<object_store::ObjectMeta> =
+            match self.inner.list(Some(&path)).try_collect().await {
+                Ok(m) => m,
+                Err(object_store::Error::NotFound { .. }) => Vec::new(),
+                Err(e) => return Err(TieringError::store("list", prefix, e)),
+            };
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        Ok(metas
+            .into_iter()
+            .map(|m| {
+                let full = m.location.to_string();
+                let key = full.strip_prefix(&strip).unwrap_or(&full).to_string();
+                (key, m.last_modified.timestamp_millis())
+            })
+            .collect())
+    }
+
     /// Deletes an object; a missing one is fine.
     pub async fn delete(&self, key: &str) -> Result<(), TieringError> {
         match self.inner.delete(&self.path(key)).await {

@@ -261,6 +261,10 @@ pub async fn sync_partition(
     if retention {
         if let Err(e) = remote_retention(t, rp, &state, &cfg, log).await {
             out.error = Some(e);
+            return out;
+        }
+        if let Err(e) = sweep_orphans(t, rp).await {
+            out.error = Some(e);
         }
     }
     out
@@ -311,4 +315,57 @@ async fn remote_retention(
     }
     tracing::info!(partition = %rp.label(), segments = removed.len(), "remote retention removed segments");
     Ok(())
+}
+
+/// Deletes segment objects the manifest does not list and that are older
+/// than `orphan_min_age` (uploads that died before their manifest write,
+/// deletes that failed after remote retention). The age guard leaves alone
+/// an upload another process may have in flight.
+async fn sweep_orphans(t: &Tiering, rp: &RemotePartition) -> Result<(), TieringError> {
+    let state = rp.state();
+    if !state.loaded || state.fenced.is_some() {
+        return Ok(());
+    }
+    let prefix = format!(
+        "{}/segments/",
+        super::manifest::partition_prefix(&rp.topic, rp.incarnation, rp.partition)
+    );
+    let listed: std::collections::HashSet<&str> = state
+        .manifest
+        .segments
+        .iter()
+        .map(|s| s.key.as_str())
+        .collect();
+    let cutoff = now_ms() - t.settings.orphan_min_age.as_millis() as i64;
+    let mut removed = 0;
+    for (key, modified) in t.store.list(&prefix).await? {
+        let stem = key
+            .strip_suffix(".log")
+            .or_else(|| key.strip_suffix(".index"))
+            .or_else(|| key.strip_suffix(".timeindex"))
+            .unwrap_or(&key);
+        if listed.contains(stem) || modified > cutoff {
+            continue;
+        }
+        t.store.delete(&key).await?;
+        removed += 1;
+    }
+    if removed > 0 {
+        tracing::info!(partition = %rp.label(), objects = removed, "removed orphan objects from the bucket");
+    }
+    Ok(())
+}
+
+/// Deletes every object of a topic incarnation (after the topic was deleted).
+pub async fn delete_topic_objects(
+    t: &Tiering,
+    topic: &str,
+    incarnation: i64,
+) -> Result<usize, TieringError> {
+    let prefix = format!("topics/{topic}/{incarnation}/");
+    let keys = t.store.list(&prefix).await?;
+    for (key, _) in &keys {
+        t.store.delete(key).await?;
+    }
+    Ok(keys.len())
 }
