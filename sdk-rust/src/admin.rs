@@ -69,6 +69,17 @@ pub struct PartitionInfo {
     pub segments: u32,
     /// Leader broker id.
     pub leader: u32,
+    /// First offset on the broker's local disk (older offsets are read
+    /// from the object store).
+    pub local_start_offset: i64,
+    /// First offset in the object store, -1 when none.
+    pub remote_start_offset: i64,
+    /// Offset after the last record in the object store, -1 when none.
+    pub remote_end_offset: i64,
+    /// Bytes in the object store.
+    pub remote_size_bytes: u64,
+    /// Segments in the object store.
+    pub remote_segments: u32,
 }
 
 /// A topic as described.
@@ -97,6 +108,11 @@ impl From<tidelog_proto::v1::TopicDescription> for TopicDescription {
                     size_bytes: p.size_bytes,
                     segments: p.segments,
                     leader: p.leader,
+                    local_start_offset: p.local_start_offset,
+                    remote_start_offset: p.remote_start_offset,
+                    remote_end_offset: p.remote_end_offset,
+                    remote_size_bytes: p.remote_size_bytes,
+                    remote_segments: p.remote_segments,
                 })
                 .collect(),
         }

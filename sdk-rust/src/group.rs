@@ -345,9 +345,8 @@ impl GroupConsumer {
     ) -> Option<Result<ConsumerRecord>> {
         tokio::pin!(stop);
         loop {
-            if self.heartbeat.is_none() {
-                return None;
-            }
+            // Closed: no more records.
+            self.heartbeat.as_ref()?;
             if let Some(e) = lock(&self.membership).fatal.take() {
                 return Some(Err(e));
             }

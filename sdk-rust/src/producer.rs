@@ -312,11 +312,66 @@ impl Producer {
             .acquire_many_owned(permits)
             .await
             .map_err(|_| Error::Closed)?;
+        Ok(self.push(record, partition, size, permit))
+    }
+
+    /// Queues a record without waiting when that is possible right now: the
+    /// partition is known (explicit, or the topic's partition count is
+    /// cached) and the buffer has room. Otherwise hands the record back, and
+    /// the caller uses [`Producer::enqueue`]. For language bindings that
+    /// want to avoid an async round trip per record; must run inside a
+    /// Tokio runtime context.
+    // Handing the record back by value (no allocation) is the point.
+    #[allow(clippy::result_large_err)]
+    pub fn try_enqueue(
+        &self,
+        record: ProducerRecord,
+    ) -> std::result::Result<DeliveryFuture, ProducerRecord> {
+        let shared = &self.inner.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(record);
+        }
+        let size = record.size();
+        let partition = match record.partition {
+            Some(p) => p,
+            None => {
+                let Some(n) = shared.client.cached_count(&record.topic) else {
+                    return Err(record);
+                };
+                match &record.key {
+                    Some(k) => partition_for_key(k, n),
+                    None => self.sticky_partition(&record.topic, n, size),
+                }
+            }
+        };
+        let permits = size.clamp(
+            1,
+            shared.config.buffer_bytes.clamp(1, Semaphore::MAX_PERMITS),
+        ) as u32;
+        let Ok(permit) = Arc::clone(&self.inner.buffer).try_acquire_many_owned(permits) else {
+            return Err(record);
+        };
+        Ok(self.push(record, partition, size, permit))
+    }
+
+    /// Appends a record to its partition queue.
+    fn push(
+        &self,
+        record: ProducerRecord,
+        partition: u32,
+        size: usize,
+        permit: OwnedSemaphorePermit,
+    ) -> DeliveryFuture {
+        let shared = &self.inner.shared;
         let (tx, rx) = oneshot::channel();
         let queue = self.queue(&record.topic, partition);
         shared.outstanding.fetch_add(1, Ordering::AcqRel);
         let queued = {
-            let mut q = queue.pending.lock().map_err(|_| Error::Closed)?;
+            // A panic elsewhere cannot leave the queue half-updated: recover.
+            let mut q = queue
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             q.push_back(Pending {
                 timestamp: record.timestamp.unwrap_or_else(now_ms),
                 key: record.key,
@@ -334,7 +389,7 @@ impl Producer {
         if queued >= shared.config.batch_bytes || queued == size {
             queue.wake.notify_one();
         }
-        Ok(DeliveryFuture { rx })
+        DeliveryFuture { rx }
     }
 
     /// Kafka's sticky partitioner: keyless records stick to one partition

@@ -59,6 +59,35 @@ pub struct ServeConfig {
     pub group_heartbeat_interval_ms: u64,
     /// Log output: `text` or `json`.
     pub log_format: String,
+    /// Object store for tiered storage: `file:///path` or
+    /// `s3://bucket/prefix` (credentials, region, endpoint from the standard
+    /// `AWS_*` variables). Empty: `file://` directory `<data-dir>-bucket`
+    /// beside the data directory. Env: TIDELOG_OBJECT_STORE.
+    pub object_store: String,
+    /// Directory of the remote-read disk cache; empty: `<data-dir>/remote-cache`.
+    pub remote_cache_dir: String,
+    /// Bytes of remote chunks cached in memory.
+    pub remote_cache_memory_bytes: u64,
+    /// Bytes of remote chunks cached on local disk (0: memory only).
+    pub remote_cache_disk_bytes: u64,
+    /// Size of one ranged read from the object store.
+    pub remote_chunk_bytes: u64,
+    /// Remote reads running at once.
+    pub remote_read_concurrency: u32,
+    /// How often the uploader looks for sealed segments (ms).
+    pub tiering_upload_interval_ms: u64,
+    /// Longest back-off between failing upload rounds (ms).
+    pub tiering_max_backoff_ms: u64,
+    /// Segment objects the manifest does not list are deleted once older
+    /// than this (ms), at the retention interval.
+    pub tiering_orphan_min_age_ms: u64,
+    /// Default `local.retention.ms` (-2: same as retention.ms).
+    pub log_local_retention_ms: i64,
+    /// Default `local.retention.bytes` (-2: same as retention.bytes).
+    pub log_local_retention_bytes: i64,
+    /// Producers get a retriable STORAGE_UNAVAILABLE while the log data on
+    /// local disk exceeds this many bytes (uploads behind); 0: off.
+    pub local_disk_high_water_bytes: u64,
 }
 
 impl Default for ServeConfig {
@@ -79,6 +108,18 @@ impl Default for ServeConfig {
             retention_check_interval_ms: 30_000,
             group_heartbeat_interval_ms: 1_000,
             log_format: "text".into(),
+            object_store: String::new(),
+            remote_cache_dir: String::new(),
+            remote_cache_memory_bytes: 64 * 1024 * 1024,
+            remote_cache_disk_bytes: 256 * 1024 * 1024,
+            remote_chunk_bytes: 1024 * 1024,
+            remote_read_concurrency: 8,
+            tiering_upload_interval_ms: 1000,
+            tiering_max_backoff_ms: 30_000,
+            tiering_orphan_min_age_ms: 3_600_000,
+            log_local_retention_ms: log.local_retention_ms,
+            log_local_retention_bytes: log.local_retention_bytes,
+            local_disk_high_water_bytes: 0,
         }
     }
 }
@@ -160,6 +201,16 @@ impl ServeConfig {
                 "group_heartbeat_interval_ms must be > 0".into(),
             ));
         }
+        if !(4096..=64 * 1024 * 1024).contains(&self.remote_chunk_bytes) {
+            return Err(ConfigError::Invalid(
+                "remote_chunk_bytes must be between 4096 and 67108864".into(),
+            ));
+        }
+        if self.tiering_upload_interval_ms == 0 || self.remote_read_concurrency == 0 {
+            return Err(ConfigError::Invalid(
+                "tiering_upload_interval_ms and remote_read_concurrency must be > 0".into(),
+            ));
+        }
         if self.retention_check_interval_ms == 0 {
             return Err(ConfigError::Invalid(
                 "retention_check_interval_ms must be > 0".into(),
@@ -177,7 +228,46 @@ impl ServeConfig {
             retention_bytes: self.log_retention_bytes,
             max_message_bytes: self.max_message_bytes,
             index_interval_bytes: self.log_index_interval_bytes.max(1),
+            local_retention_ms: self.log_local_retention_ms,
+            local_retention_bytes: self.log_local_retention_bytes,
             ..LogConfig::default()
+        }
+    }
+
+    /// The object store URL in force (the default `file://` directory
+    /// beside the data directory when none is set).
+    pub fn object_store_url(&self) -> String {
+        if self.object_store.is_empty() {
+            format!(
+                "file://{}",
+                crate::tiering::default_bucket_dir(&self.data_dir).display()
+            )
+        } else {
+            self.object_store.clone()
+        }
+    }
+
+    /// What the tiering layer needs.
+    pub fn tiering_settings(&self) -> crate::tiering::TieringSettings {
+        let cache_dir = if self.remote_cache_dir.is_empty() {
+            self.data_dir.join("remote-cache")
+        } else {
+            PathBuf::from(&self.remote_cache_dir)
+        };
+        crate::tiering::TieringSettings {
+            url: self.object_store_url(),
+            cache: crate::tiering::cache::CacheSettings {
+                memory_bytes: self.remote_cache_memory_bytes as usize,
+                disk_bytes: self.remote_cache_disk_bytes as usize,
+                dir: cache_dir,
+                index_entries: 10_000,
+            },
+            chunk_bytes: self.remote_chunk_bytes,
+            read_concurrency: self.remote_read_concurrency as usize,
+            upload_interval: Duration::from_millis(self.tiering_upload_interval_ms),
+            max_backoff: Duration::from_millis(self.tiering_max_backoff_ms),
+            orphan_min_age: Duration::from_millis(self.tiering_orphan_min_age_ms),
+            broker_id: self.broker_id,
         }
     }
 
@@ -193,6 +283,7 @@ impl ServeConfig {
             },
             log_defaults: self.log_defaults(),
             retention_check_interval: Duration::from_millis(self.retention_check_interval_ms),
+            local_disk_high_water_bytes: self.local_disk_high_water_bytes,
         }
     }
 }

@@ -39,10 +39,28 @@ async fn metrics(State(s): State<Arc<HttpState>>) -> String {
     s.metrics.render()
 }
 
-async fn readyz(State(s): State<Arc<HttpState>>) -> (StatusCode, &'static str) {
-    if s.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "recovering\n")
+/// Ready (200) once serving. The body says whether tiered storage is
+/// healthy: uploads failing (bucket unreachable) or a fenced partition make
+/// it `tiering: degraded`, with the backlog and last error, while the broker
+/// stays ready because producing and hot reads do not need the bucket.
+async fn readyz(State(s): State<Arc<HttpState>>) -> (StatusCode, String) {
+    if !s.ready.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "recovering\n".into());
     }
+    let tiering = s.broker.get().and_then(|b| b.tiering()).map(|t| t.status());
+    let body = match tiering {
+        Some(st) if st.degraded() => format!(
+            "ready\ntiering: degraded (upload backlog {} segments, {} bytes; fenced partitions: [{}]; last error: {})\n",
+            st.backlog_segments,
+            st.backlog_bytes,
+            st.fenced.join(", "),
+            st.last_error.as_deref().unwrap_or("-")
+        ),
+        Some(st) => format!(
+            "ready\ntiering: ok (upload backlog {} segments, {} bytes)\n",
+            st.backlog_segments, st.backlog_bytes
+        ),
+        None => "ready\n".into(),
+    };
+    (StatusCode::OK, body)
 }

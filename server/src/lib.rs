@@ -14,3 +14,4 @@ pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod serve;
+pub mod tiering;

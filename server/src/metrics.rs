@@ -1,9 +1,46 @@
 //! Prometheus metrics of the broker, registered once and shared.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// Metrics of tiered storage.
+#[derive(Debug, Clone)]
+pub struct TieringMetrics {
+    /// Sealed segments not yet in the bucket.
+    pub upload_backlog_segments: IntGauge,
+    /// Bytes of sealed segments not yet in the bucket.
+    pub upload_backlog_bytes: IntGauge,
+    /// Upload lag: offsets sealed locally but not yet in the bucket.
+    pub upload_lag_offsets: IntGauge,
+    /// Segments uploaded.
+    pub uploaded_segments: IntCounter,
+    /// Bytes uploaded (segment data).
+    pub uploaded_bytes: IntCounter,
+    /// Failed upload or manifest attempts.
+    pub upload_errors: IntCounter,
+    /// 1 while the bucket is unreachable, a partition is fenced or uploads fail.
+    pub degraded: IntGauge,
+    /// Bytes read from the bucket (chunks fetched, not cache hits).
+    pub remote_read_bytes: IntCounter,
+    /// Chunk reads served by the cache.
+    pub cache_hits: IntCounter,
+    /// Chunk reads that went to the bucket.
+    pub cache_misses: IntCounter,
+    /// Hits / (hits + misses) of the chunk cache.
+    pub cache_hit_ratio: Gauge,
+    /// Chunk reads served by read-ahead.
+    pub prefetch_hits: IntCounter,
+    /// Latency of one chunk fetch from the bucket.
+    pub remote_read_latency: Histogram,
+    /// Remote objects that failed a checksum (data loss).
+    pub remote_corrupt: IntCounter,
+    /// Segments deleted from the bucket by retention.
+    pub remote_deleted_segments: IntCounter,
+    /// Bytes in the bucket per topic (refreshed at scrape).
+    pub remote_size: IntGaugeVec,
+}
 
 /// Every metric the broker exports.
 #[derive(Debug, Clone)]
@@ -29,6 +66,8 @@ pub struct Metrics {
     pub segments: IntGaugeVec,
     /// Log bytes per topic (refreshed at scrape).
     pub log_size: IntGaugeVec,
+    /// Tiered storage.
+    pub tiering: TieringMetrics,
 }
 
 fn buckets() -> Vec<f64> {
@@ -83,6 +122,7 @@ impl Metrics {
             Opts::new("log_size_bytes", "Bytes of log on local disk"),
             topic,
         )?;
+        let tiering = TieringMetrics::new(&registry)?;
         registry.register(Box::new(bytes_in.clone()))?;
         registry.register(Box::new(records_in.clone()))?;
         registry.register(Box::new(bytes_out.clone()))?;
@@ -105,6 +145,7 @@ impl Metrics {
             errors,
             segments,
             log_size,
+            tiering,
         })
     }
 
@@ -116,5 +157,103 @@ impl Metrics {
             return format!("# encoding failed: {e}\n");
         }
         String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+impl TieringMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let cache_hit_ratio = Gauge::new(
+            "tiering_cache_hit_ratio",
+            "Chunk cache hits / (hits + misses)",
+        )?;
+        registry.register(Box::new(cache_hit_ratio.clone()))?;
+        let remote_read_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "tiering_remote_read_latency_seconds",
+                "Latency of one chunk fetch from the object store",
+            )
+            .buckets(buckets()),
+        )?;
+        registry.register(Box::new(remote_read_latency.clone()))?;
+        let remote_size = IntGaugeVec::new(
+            Opts::new(
+                "tiering_remote_size_bytes",
+                "Bytes of log in the object store",
+            ),
+            &["topic"],
+        )?;
+        registry.register(Box::new(remote_size.clone()))?;
+        Ok(TieringMetrics {
+            upload_backlog_segments: gauge(
+                "tiering_upload_backlog_segments",
+                "Sealed segments not yet uploaded",
+            )?,
+            upload_backlog_bytes: gauge(
+                "tiering_upload_backlog_bytes",
+                "Bytes of sealed segments not yet uploaded",
+            )?,
+            upload_lag_offsets: gauge(
+                "tiering_upload_lag_offsets",
+                "Offsets sealed locally but not yet in the object store",
+            )?,
+            uploaded_segments: counter("tiering_uploaded_segments_total", "Segments uploaded")?,
+            uploaded_bytes: counter("tiering_uploaded_bytes_total", "Segment bytes uploaded")?,
+            upload_errors: counter(
+                "tiering_upload_errors_total",
+                "Failed uploads and manifest writes",
+            )?,
+            degraded: gauge(
+                "tiering_degraded",
+                "1 while uploads fail (object store unreachable or fenced)",
+            )?,
+            remote_read_bytes: counter(
+                "tiering_remote_read_bytes_total",
+                "Bytes fetched from the object store",
+            )?,
+            cache_hits: counter(
+                "tiering_cache_hits_total",
+                "Chunk reads served by the cache",
+            )?,
+            cache_misses: counter(
+                "tiering_cache_misses_total",
+                "Chunk reads that went to the object store",
+            )?,
+            cache_hit_ratio,
+            prefetch_hits: counter(
+                "tiering_prefetch_hits_total",
+                "Chunk reads served by read-ahead",
+            )?,
+            remote_read_latency,
+            remote_corrupt: counter(
+                "tiering_remote_corrupt_total",
+                "Remote objects that failed a checksum",
+            )?,
+            remote_deleted_segments: counter(
+                "tiering_remote_deleted_segments_total",
+                "Segments deleted from the object store by retention",
+            )?,
+            remote_size,
+        })
+    }
+
+    /// Records a chunk lookup and refreshes the hit ratio.
+    pub fn record_cache(&self, hit: bool) {
+        if hit {
+            self.cache_hits.inc();
+        } else {
+            self.cache_misses.inc();
+        }
+        let (h, m) = (self.cache_hits.get() as f64, self.cache_misses.get() as f64);
+        self.cache_hit_ratio.set(h / (h + m).max(1.0));
     }
 }

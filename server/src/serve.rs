@@ -41,6 +41,10 @@ pub enum ServeError {
     /// Metrics registration failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// Tiered storage could not start (bad URL, bucket holds topics the
+    /// data directory lacks).
+    #[error(transparent)]
+    Tiering(#[from] crate::tiering::TieringError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -88,7 +92,22 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
         }
     });
 
-    let broker = Broker::open(cfg.broker_settings(), metrics, shutdown.child_token())?;
+    // Refuse a data directory in use before touching anything in it (the
+    // remote-read disk cache lives there); the broker takes the lock for good.
+    Broker::check_not_in_use(&cfg.data_dir)?;
+    let tiering =
+        crate::tiering::Tiering::open(cfg.tiering_settings(), metrics.tiering.clone()).await?;
+    tracing::info!(object_store = %tiering.store.url(), "tiered storage on");
+    // Never start a fresh log over a bucket that holds topics.
+    crate::tiering::restore::check_start(&tiering.store, &cfg.data_dir).await?;
+    let broker = Broker::open(
+        cfg.broker_settings(),
+        metrics,
+        shutdown.child_token(),
+        Some(tiering),
+    )?;
+    broker.load_remote_state().await;
+    broker.publish_snapshot().await;
     let _ = http_state.broker.set(Arc::clone(&broker));
     let groups = GroupCoordinator::open(
         Arc::clone(&broker),

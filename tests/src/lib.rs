@@ -60,8 +60,35 @@ impl BrokerProcess {
     pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
-        let log_path = tmp.path().join("broker.log");
-        let mut b = BrokerProcess {
+        let mut b = Self::new_in(data_dir, env, Some(tmp));
+        b.spawn();
+        b
+    }
+
+    /// Starts a broker on a given data directory (kept after the test).
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut b = Self::new_in(data_dir.to_path_buf(), env, None);
+        b.spawn();
+        b
+    }
+
+    /// Tries to start a broker on `data_dir`; `Err(log)` when it exits
+    /// before becoming ready.
+    pub fn try_start_in(data_dir: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
+        let mut b = Self::new_in(data_dir.to_path_buf(), env, None);
+        b.spawn_child();
+        match b.try_wait_ready() {
+            Ok(()) => Ok(b),
+            Err(log) => Err(log),
+        }
+    }
+
+    fn new_in(data_dir: PathBuf, env: &[(&str, &str)], tmp: Option<tempfile::TempDir>) -> Self {
+        let log_path = data_dir.with_extension("broker.log");
+        if let Some(parent) = log_path.parent() {
+            std::fs::create_dir_all(parent).expect("log directory");
+        }
+        BrokerProcess {
             child: None,
             addr: format!("127.0.0.1:{}", free_port()),
             http: format!("127.0.0.1:{}", free_port()),
@@ -70,14 +97,17 @@ impl BrokerProcess {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            _tmp: Some(tmp),
+            _tmp: tmp,
             log_path,
-        };
-        b.spawn();
-        b
+        }
     }
 
     fn spawn(&mut self) {
+        self.spawn_child();
+        self.wait_ready();
+    }
+
+    fn spawn_child(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -99,27 +129,47 @@ impl BrokerProcess {
             .spawn()
             .expect("spawn tidelog serve");
         self.child = Some(child);
-        self.wait_ready();
     }
 
     /// Waits until `/readyz` answers 200.
     pub fn wait_ready(&mut self) {
+        if let Err(e) = self.try_wait_ready() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("broker exited early with {status}; log:\n{}", self.log());
+                    self.child = None;
+                    return Err(format!(
+                        "broker exited early with {status}; log:\n{}",
+                        self.log()
+                    ));
                 }
             }
             if self
                 .http_get("/readyz")
                 .is_some_and(|(code, _)| code == 200)
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("broker not ready within 30s; log:\n{}", self.log());
+        Err(format!("broker not ready within 30s; log:\n{}", self.log()))
+    }
+
+    /// A metric's value from `/metrics` (first sample whose name and labels
+    /// start with `name`), or `None`.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let body = self.http_get("/metrics")?.1;
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
     }
 
     /// The broker's log output so far.
@@ -214,6 +264,16 @@ impl BrokerProcess {
     }
 }
 
+/// Runs the `tidelog` binary with `args` and extra environment.
+pub fn tidelog_cmd(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(tidelog_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tidelog")
+}
+
 impl Drop for BrokerProcess {
     fn drop(&mut self) {
         self.kill9();
@@ -223,4 +283,202 @@ impl Drop for BrokerProcess {
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// Path of `moto_server` (an S3-compatible server from PyPI): `$MOTO_SERVER`,
+/// else `moto_server` on `PATH`. Panics with instructions when missing.
+pub fn moto_server_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("MOTO_SERVER") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "MOTO_SERVER={} does not exist; run tests/run-all.sh, which installs moto[server] into target/venv-test",
+            p.display()
+        );
+        return p;
+    }
+    if let Ok(path) = std::env::var("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join("moto_server");
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "moto_server not found: set MOTO_SERVER or run tests/run-all.sh (it installs moto[server] into target/venv-test)"
+    );
+}
+
+/// A `moto_server` (S3-compatible) process on a free loopback port, with a
+/// TCP proxy in front so tests can cut the network without losing moto's
+/// in-memory state.
+pub struct S3Server {
+    child: Option<Child>,
+    /// Port of moto itself.
+    pub moto_port: u16,
+    /// The proxy clients use.
+    pub proxy: TcpProxy,
+    _tmp: tempfile::TempDir,
+}
+
+impl S3Server {
+    /// Starts moto and the proxy, and creates `bucket`.
+    pub fn start(bucket: &str) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let moto_port = free_port();
+        let log = std::fs::File::create(tmp.path().join("moto.log")).expect("moto log");
+        let child = Command::new(moto_server_bin())
+            .arg("-H")
+            .arg("127.0.0.1")
+            .arg("-p")
+            .arg(moto_port.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn moto_server");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", moto_port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let proxy = TcpProxy::start(moto_port);
+        let s = S3Server {
+            child: Some(child),
+            moto_port,
+            proxy,
+            _tmp: tmp,
+        };
+        let (code, body) = http_request(moto_port, "PUT", &format!("/{bucket}"));
+        assert!(code == 200, "create bucket: {code} {body}");
+        s
+    }
+
+    /// Endpoint URL brokers use (through the proxy).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.proxy.port)
+    }
+
+    /// `AWS_*` variables pointing a broker at this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ENDPOINT".into(), self.endpoint()),
+            ("AWS_ALLOW_HTTP".into(), "true".into()),
+        ]
+    }
+
+    /// Objects under `prefix` in `bucket` (keys), from a ListObjectsV2.
+    pub fn list(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let (code, body) = http_request(
+            self.moto_port,
+            "GET",
+            &format!("/{bucket}?list-type=2&max-keys=100000&prefix={prefix}"),
+        );
+        assert_eq!(code, 200, "{body}");
+        body.split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A plain HTTP/1.1 request to 127.0.0.1:port: (status, body).
+pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write request");
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    let code = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// A loopback TCP proxy that can be switched off (connections refused by
+/// closing them at once, live ones cut) and on again.
+pub struct TcpProxy {
+    /// Port clients connect to.
+    pub port: u16,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl TcpProxy {
+    /// Starts forwarding a free port to `target`.
+    pub fn start(target: u16) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::<TcpStream>::new()));
+        let (d, c) = (down.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if d.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                if let Ok(mut list) = c.lock() {
+                    if let (Ok(a), Ok(b)) = (client.try_clone(), server.try_clone()) {
+                        list.push(a);
+                        list.push(b);
+                    }
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        TcpProxy { port, down, conns }
+    }
+
+    /// Cuts the network: live connections closed, new ones refused.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        if down {
+            if let Ok(mut list) = self.conns.lock() {
+                for s in list.drain(..) {
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                }
+            }
+        }
+    }
 }

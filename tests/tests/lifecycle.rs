@@ -58,7 +58,9 @@ async fn retention_deletes_whole_old_segments() {
     let admin = client.admin();
     admin
         .create_topic(
+            // Local-only retention (tiered retention: tests/tiering.rs).
             NewTopic::new("ret", 1)
+                .config("remote.storage.enable", "false")
                 .config("segment.bytes", "4096")
                 .config("retention.bytes", "16384"),
         )
@@ -106,6 +108,7 @@ async fn retention_deletes_whole_old_segments() {
     admin
         .create_topic(
             NewTopic::new("old", 1)
+                .config("remote.storage.enable", "false")
                 .config("segment.bytes", "4096")
                 .config("retention.ms", "60000"),
         )

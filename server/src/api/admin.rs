@@ -25,13 +25,19 @@ impl Api {
                 .iter()
                 .map(|p| {
                     let s = p.stats();
+                    let r = p.remote_stats();
                     PartitionDescription {
                         partition: p.id(),
-                        log_start_offset: s.log_start_offset,
+                        log_start_offset: p.log_start_offset(),
                         log_end_offset: p.high_watermark(),
                         size_bytes: s.size_bytes,
                         segments: s.segments,
                         leader,
+                        local_start_offset: s.log_start_offset,
+                        remote_start_offset: r.start_offset,
+                        remote_end_offset: r.end_offset,
+                        remote_size_bytes: r.size_bytes,
+                        remote_segments: r.segments,
                     }
                 })
                 .collect(),

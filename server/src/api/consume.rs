@@ -153,10 +153,9 @@ impl consumer_server::Consumer for Api {
             Spec::Earliest(_) => (partition.log_start_offset(), -1),
             Spec::Latest(_) => (partition.high_watermark(), -1),
             Spec::TimestampMs(ts) => {
-                let p = partition.clone();
-                let found = tokio::task::spawn_blocking(move || p.offset_for_timestamp(ts))
+                let found = partition
+                    .offset_for_timestamp(ts)
                     .await
-                    .map_err(|e| self.fail(BrokerError::Storage(e.to_string())))?
                     .map_err(|e| self.fail(e))?;
                 found.unwrap_or((partition.high_watermark(), -1))
             }

@@ -32,6 +32,9 @@ impl producer_server::Producer for Api {
             .broker
             .partition(&req.topic, req.partition)
             .map_err(|e| self.fail(e))?;
+        // Local disk past the high-water mark (uploads behind): a retriable
+        // refusal instead of filling the disk.
+        self.broker.check_disk_space().map_err(|e| self.fail(e))?;
         if req.batches.is_empty() {
             return Err(self.fail(BrokerError::InvalidRequest(
                 "a produce request needs at least one batch".into(),

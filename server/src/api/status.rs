@@ -7,6 +7,7 @@ use tonic::{Code, Status};
 use crate::broker::BrokerError;
 use crate::groups::GroupError;
 use crate::log::LogError;
+use crate::tiering::TieringError;
 
 /// Code and stable reason for an error.
 pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
@@ -20,6 +21,9 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
         BrokerError::InvalidRequest(_) => (Code::InvalidArgument, R::InvalidRequest),
         BrokerError::Storage(_) => (Code::Unavailable, R::StorageUnavailable),
         BrokerError::ShuttingDown => (Code::Unavailable, R::ShuttingDown),
+        BrokerError::DiskFull { .. } => (Code::Unavailable, R::StorageUnavailable),
+        BrokerError::Tiering(TieringError::Corrupt { .. }) => (Code::DataLoss, R::RemoteDataLoss),
+        BrokerError::Tiering(_) => (Code::Unavailable, R::StorageUnavailable),
         BrokerError::Log(l) => match l {
             LogError::Corrupt(_) => (Code::InvalidArgument, R::CorruptBatch),
             LogError::RecordTooLarge { .. } => (Code::InvalidArgument, R::RecordTooLarge),

@@ -2,6 +2,7 @@
 //! inside. Converted to a gRPC status in exactly one place (`api::status`).
 
 use crate::log::LogError;
+use crate::tiering::TieringError;
 
 /// Why a broker operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,18 @@ pub enum BrokerError {
     /// A failure outside the log (metadata files and the like).
     #[error("storage error: {0}")]
     Storage(String),
+    /// A failure of tiered storage (bucket unreachable, remote data corrupt).
+    #[error(transparent)]
+    Tiering(#[from] TieringError),
+    /// Local log data passed `local_disk_high_water_bytes` (uploads to the
+    /// object store are behind); producers should retry later.
+    #[error("local disk above its high-water mark ({used} of {limit} bytes of log; uploads to the object store are behind): retry later")]
+    DiskFull {
+        /// Bytes of log on local disk.
+        used: u64,
+        /// The configured mark.
+        limit: u64,
+    },
     /// The broker is stopping.
     #[error("the broker is shutting down; retry against another broker or after restart")]
     ShuttingDown,

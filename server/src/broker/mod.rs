@@ -31,6 +31,8 @@ pub use topic::Topic;
 
 use crate::log::LogConfig;
 use crate::metrics::Metrics;
+use crate::tiering::manifest::SnapshotTopic;
+use crate::tiering::{uploader, RemotePartition, Tiering, TieringError, TieringStatus};
 
 /// What the broker needs to know at start.
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ pub struct BrokerSettings {
     pub log_defaults: LogConfig,
     /// How often retention runs.
     pub retention_check_interval: Duration,
+    /// Refuse produce (retriable) while local log bytes exceed this; 0: off.
+    pub local_disk_high_water_bytes: u64,
 }
 
 /// The broker.
@@ -58,6 +62,11 @@ pub struct Broker {
     metrics: Metrics,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    tiering: Option<Arc<Tiering>>,
+    /// Bytes of log on local disk, refreshed every 200 ms.
+    local_bytes: std::sync::atomic::AtomicU64,
+    /// Set when a snapshot write failed; the uploader retries it.
+    snapshot_dirty: std::sync::atomic::AtomicBool,
     _lock: File,
 }
 
@@ -70,12 +79,28 @@ fn now_ms() -> i64 {
 }
 
 impl Broker {
+    /// Fails when another process holds the data directory's lock.
+    pub fn check_not_in_use(dir: &Path) -> Result<(), BrokerError> {
+        let lock_path = dir.join(".lock");
+        let Ok(lock) = File::open(&lock_path) else {
+            return Ok(());
+        };
+        if lock.try_lock().is_err() {
+            return Err(BrokerError::Storage(format!(
+                "{} is in use by another tidelog process; stop it or pick another --data-dir",
+                dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Opens the data directory, recovers every topic and starts the
     /// background tasks.
     pub fn open(
         settings: BrokerSettings,
         metrics: Metrics,
         shutdown: CancellationToken,
+        tiering: Option<Arc<Tiering>>,
     ) -> Result<Arc<Self>, BrokerError> {
         let dir = &settings.data_dir;
         std::fs::create_dir_all(dir).map_err(|e| storage(dir, e))?;
@@ -100,6 +125,9 @@ impl Broker {
             metrics,
             shutdown,
             tasks: TaskTracker::new(),
+            tiering,
+            snapshot_dirty: std::sync::atomic::AtomicBool::new(false),
+            local_bytes: std::sync::atomic::AtomicU64::new(0),
             _lock: lock,
             settings,
         });
@@ -121,6 +149,14 @@ impl Broker {
         *broker.topics.write() = loaded;
         let b = Arc::clone(&broker);
         broker.tasks.spawn(async move { b.run_retention().await });
+        if broker.settings.local_disk_high_water_bytes > 0 {
+            let b = Arc::clone(&broker);
+            broker.tasks.spawn(async move { b.run_disk_watch().await });
+        }
+        if let Some(t) = broker.tiering.clone() {
+            let b = Arc::clone(&broker);
+            broker.tasks.spawn(async move { b.run_uploader(t).await });
+        }
         Ok(broker)
     }
 
@@ -128,12 +164,24 @@ impl Broker {
         let cfg = topic_config::resolve(&self.settings.log_defaults, &meta.config)?;
         let mut partitions = Vec::with_capacity(meta.partitions as usize);
         for p in 0..meta.partitions {
+            let remote = self.tiering.as_ref().map(|t| {
+                (
+                    Arc::clone(t),
+                    Arc::new(RemotePartition::new(
+                        &meta.name,
+                        meta.created_ms,
+                        p,
+                        t.writer,
+                    )),
+                )
+            });
             partitions.push(Partition::open(
                 &meta.name,
                 p,
                 &dir.join(p.to_string()),
                 cfg.clone(),
                 &self.metrics,
+                remote,
             )?);
         }
         let cancel = self.shutdown.child_token();
@@ -216,6 +264,8 @@ impl Broker {
             .write()
             .insert(name.to_string(), Arc::clone(&topic));
         tracing::info!(topic = name, partitions, "created topic");
+        let _ = self.load_remote_state_of(&topic).await;
+        self.publish_snapshot().await;
         Ok(topic)
     }
 
@@ -241,7 +291,36 @@ impl Broker {
         }
         self.metrics.segments.remove_label_values(&[name]).ok();
         self.metrics.log_size.remove_label_values(&[name]).ok();
+        self.metrics
+            .tiering
+            .remote_size
+            .remove_label_values(&[name])
+            .ok();
         tracing::info!(topic = name, "deleted topic");
+        self.publish_snapshot().await;
+        if let Some(t) = self.tiering.clone() {
+            // The snapshot no longer lists the topic; its objects go in the
+            // background (a failure leaves unreachable objects, logged).
+            let (name, incarnation) = (name.to_string(), topic.meta().created_ms);
+            let remotes: Vec<_> = topic
+                .partitions()
+                .iter()
+                .filter_map(|p| p.remote().cloned())
+                .collect();
+            self.spawn(async move {
+                // Wait out an upload round in flight and stop later ones.
+                for rp in &remotes {
+                    let _round = rp.upload_lock.lock().await;
+                    let mut s = rp.state();
+                    s.fenced = Some("the topic was deleted".into());
+                    rp.set_state(s);
+                }
+                match uploader::delete_topic_objects(&t, &name, incarnation).await {
+                    Ok(n) => tracing::info!(topic = %name, objects = n, "deleted the topic's objects from the bucket"),
+                    Err(e) => tracing::warn!(topic = %name, error = %e, "could not delete the topic's objects from the bucket"),
+                }
+            });
+        }
         Ok(())
     }
 
@@ -254,6 +333,14 @@ impl Broker {
     ) -> Result<Arc<Topic>, BrokerError> {
         let topic = self.topic(name)?;
         topic.alter_config(&self.settings.log_defaults, set, delete)?;
+        if let Some(t) = self.tiering.clone() {
+            let snapshot = self.snapshot_topics();
+            self.spawn(async move {
+                if let Err(e) = t.write_snapshot(snapshot).await {
+                    tracing::warn!(error = %e, "could not write the cluster snapshot to the bucket");
+                }
+            });
+        }
         Ok(topic)
     }
 
@@ -277,6 +364,18 @@ impl Broker {
             let name = t.name();
             self.metrics.segments.with_label_values(&[&name]).set(segs);
             self.metrics.log_size.with_label_values(&[&name]).set(size);
+            if self.tiering.is_some() {
+                let remote: u64 = t
+                    .partitions()
+                    .iter()
+                    .map(|p| p.remote_stats().size_bytes)
+                    .sum();
+                self.metrics
+                    .tiering
+                    .remote_size
+                    .with_label_values(&[&name])
+                    .set(remote as i64);
+            }
         }
     }
 
@@ -304,6 +403,167 @@ impl Broker {
         }
     }
 
+    /// `Err(DiskFull)` while local log data is above the high-water mark.
+    pub fn check_disk_space(&self) -> Result<(), BrokerError> {
+        let limit = self.settings.local_disk_high_water_bytes;
+        let used = self.local_bytes.load(std::sync::atomic::Ordering::Acquire);
+        if limit > 0 && used > limit {
+            return Err(BrokerError::DiskFull { used, limit });
+        }
+        Ok(())
+    }
+
+    async fn run_disk_watch(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            let used: u64 = self
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions().to_vec())
+                .map(|p| p.stats().size_bytes)
+                .sum();
+            self.local_bytes
+                .store(used, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// The tiering service, if on.
+    pub fn tiering(&self) -> Option<&Arc<Tiering>> {
+        self.tiering.as_ref()
+    }
+
+    fn snapshot_topics(&self) -> Vec<SnapshotTopic> {
+        self.topics()
+            .iter()
+            .map(|t| {
+                let m = t.meta();
+                SnapshotTopic {
+                    name: m.name,
+                    partitions: m.partitions,
+                    config: m.config,
+                    created_ms: m.created_ms,
+                }
+            })
+            .collect()
+    }
+
+    /// Writes the cluster snapshot (topics, configs) to the bucket; a
+    /// failure is logged and retried by the uploader.
+    pub async fn publish_snapshot(&self) {
+        if let Some(t) = &self.tiering {
+            if let Err(e) = t.write_snapshot(self.snapshot_topics()).await {
+                tracing::warn!(error = %e, "could not write the cluster snapshot to the bucket");
+                self.snapshot_dirty
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+    }
+
+    /// Reads the manifests of a topic's partitions; stops at the first
+    /// failure (the store is likely unreachable: the uploader retries).
+    async fn load_remote_state_of(&self, topic: &Topic) -> Result<(), TieringError> {
+        let Some(t) = &self.tiering else {
+            return Ok(());
+        };
+        for p in topic.partitions() {
+            if let Some(rp) = p.remote() {
+                if let Err(e) = uploader::load_manifest(t, rp).await {
+                    tracing::warn!(partition = %rp.label(), error = %e, "could not read the manifest; the uploader retries");
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every partition's manifest (at start, before serving). When
+    /// the store is unreachable the broker serves local data and the
+    /// uploader loads the manifests later.
+    pub async fn load_remote_state(&self) {
+        for t in self.topics() {
+            if self.load_remote_state_of(&t).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn run_uploader(self: Arc<Self>, t: Arc<Tiering>) {
+        let base = t.settings.upload_interval;
+        let mut delay = base;
+        let mut failures = 0u32;
+        // Remote retention runs at the retention interval, like local
+        // retention (which deletes local copies once the manifest lists them).
+        let mut last_retention = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            let retention_due = last_retention.elapsed() >= self.settings.retention_check_interval;
+            if retention_due {
+                last_retention = tokio::time::Instant::now();
+            }
+            if self
+                .snapshot_dirty
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
+            {
+                self.publish_snapshot().await;
+            }
+            let mut status = TieringStatus::default();
+            let mut lag = 0i64;
+            let mut failed = false;
+            'topics: for topic in self.topics() {
+                for p in topic.partitions() {
+                    let Some(rp) = p.remote() else { continue };
+                    let sync = tokio::select! {
+                        s = uploader::sync_partition(&t, rp, p.as_ref(), retention_due) => s,
+                        _ = self.shutdown.cancelled() => return,
+                    };
+                    status.backlog_segments += sync.backlog_segments;
+                    status.backlog_bytes += sync.backlog_bytes;
+                    lag += sync.lag_offsets;
+                    match sync.error {
+                        None => {}
+                        Some(e @ TieringError::Fenced { .. }) => {
+                            status.fenced.push(rp.label());
+                            status.last_error = Some(e.to_string());
+                        }
+                        Some(e) => {
+                            t.metrics.upload_errors.inc();
+                            tracing::warn!(partition = %rp.label(), error = %e, "upload round failed; retrying with back-off");
+                            status.last_error = Some(e.to_string());
+                            failed = true;
+                            // The store is likely down: do not wait for every
+                            // partition's timeout in this round.
+                            break 'topics;
+                        }
+                    }
+                }
+            }
+            t.metrics.upload_lag_offsets.set(lag);
+            if failed {
+                // Keep the backlog of the last complete count if this round
+                // stopped early.
+                let prev = t.status();
+                status.backlog_segments = status.backlog_segments.max(prev.backlog_segments);
+                status.backlog_bytes = status.backlog_bytes.max(prev.backlog_bytes);
+                failures = failures.saturating_add(1);
+                let factor = 1u32 << failures.min(16);
+                delay = base
+                    .saturating_mul(factor)
+                    .min(t.settings.max_backoff.max(base));
+            } else {
+                failures = 0;
+                delay = base;
+            }
+            t.set_status(status);
+        }
+    }
+
     /// Runs a task owned by the broker: joined at shutdown.
     pub fn spawn<F>(&self, fut: F)
     where
@@ -317,5 +577,8 @@ impl Broker {
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        if let Some(t) = &self.tiering {
+            t.close().await;
+        }
     }
 }

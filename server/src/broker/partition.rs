@@ -19,9 +19,11 @@ use tokio_util::sync::CancellationToken;
 use super::error::BrokerError;
 use crate::log::{
     find_timestamp, read_batches, AppendResult, IncomingBatch, LogConfig, LogError, LogStats,
-    PartitionLog, ReadOutcome,
+    PartitionLog, ReadOutcome, RemoteBounds, SealedSegment,
 };
 use crate::metrics::Metrics;
+use crate::tiering::uploader::LocalLog;
+use crate::tiering::{RemotePartition, RemoteStats, Tiering};
 
 /// How long a batch ahead of its producer's expected sequence waits for the
 /// earlier request to arrive before it is refused as out of order.
@@ -64,6 +66,8 @@ pub struct Partition {
     bytes_out: IntCounter,
     records_out: IntCounter,
     fsync_latency: Histogram,
+    /// The remote (bucket) side, when tiering is on.
+    remote: Option<(Arc<Tiering>, Arc<RemotePartition>)>,
 }
 
 fn now_ms() -> i64 {
@@ -79,6 +83,7 @@ impl Partition {
         dir: &std::path::Path,
         config: LogConfig,
         metrics: &Metrics,
+        remote: Option<(Arc<Tiering>, Arc<RemotePartition>)>,
     ) -> Result<Arc<Self>, BrokerError> {
         let log = PartitionLog::open(dir, config, now_ms())?;
         // After a process crash the page cache may hold data not yet on disk:
@@ -98,6 +103,7 @@ impl Partition {
             bytes_out: metrics.bytes_out.with_label_values(&[topic]),
             records_out: metrics.records_out.with_label_values(&[topic]),
             fsync_latency: metrics.fsync_latency.clone(),
+            remote,
         }))
     }
 
@@ -227,7 +233,7 @@ impl Partition {
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
             let hw = *rx.borrow_and_update();
-            let result = self.read_now(offset, max_bytes, hw)?;
+            let result = self.read_now(offset, max_bytes, hw).await?;
             if !result.read.bytes.is_empty() || max_wait.is_zero() {
                 return Ok(result);
             }
@@ -248,31 +254,86 @@ impl Partition {
             .map_err(|_| BrokerError::ShuttingDown)
     }
 
-    fn read_now(&self, offset: i64, max_bytes: usize, hw: i64) -> Result<FetchResult, BrokerError> {
-        let (plan, start) = {
+    async fn read_now(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        hw: i64,
+    ) -> Result<FetchResult, BrokerError> {
+        let (plan, local_start, end) = {
             let log = self.log.lock();
-            (log.plan_read(offset, hw)?, log.log_start_offset())
+            let local_start = log.log_start_offset();
+            let end = log.log_end_offset();
+            if offset < local_start {
+                (None, local_start, end)
+            } else {
+                (log.plan_read(offset, hw)?, local_start, end)
+            }
         };
-        let read = match plan {
-            Some(plan) => read_batches(&plan, offset, hw, max_bytes)?,
-            None => ReadOutcome::default(),
+        let read = if offset < local_start {
+            let Some((tiering, seg)) = self
+                .remote
+                .as_ref()
+                .and_then(|(t, rp)| rp.segment_for(offset).map(|s| (t, s)))
+            else {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    start: self.log_start_offset(),
+                    end,
+                }
+                .into());
+            };
+            if seg.base_offset >= local_start {
+                // A gap between bucket and local disk: continue locally.
+                let plan = self.log.lock().plan_read(local_start, hw)?;
+                match plan {
+                    Some(plan) => read_batches(&plan, local_start, hw, max_bytes)?,
+                    None => ReadOutcome::default(),
+                }
+            } else {
+                tiering.read(&seg, offset, hw, max_bytes).await?
+            }
+        } else {
+            match plan {
+                Some(plan) => read_batches(&plan, offset, hw, max_bytes)?,
+                None => ReadOutcome::default(),
+            }
         };
         self.bytes_out.inc_by(read.bytes.len() as u64);
         self.records_out.inc_by(read.records);
         Ok(FetchResult {
             read,
             high_watermark: hw,
-            log_start_offset: start,
+            log_start_offset: self.log_start_offset(),
         })
     }
 
     /// First offset with timestamp >= `ts` and that record's timestamp;
-    /// `None` when no durable record is that recent.
-    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, BrokerError> {
+    /// `None` when no durable record is that recent. Looks in the bucket
+    /// first (older data), then on local disk.
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, BrokerError> {
+        let local_start = self.log.lock().log_start_offset();
+        if let Some((tiering, rp)) = &self.remote {
+            let m = rp.manifest();
+            for seg in m
+                .segments
+                .iter()
+                .filter(|s| s.base_offset < local_start && s.max_timestamp >= ts)
+            {
+                if let Some(found) = tiering.find_timestamp(seg, ts).await? {
+                    return Ok(Some(found));
+                }
+            }
+        }
         let plan = self.log.lock().plan_timestamp(ts);
         let hw = self.high_watermark();
         match plan {
-            Some(plan) => Ok(find_timestamp(&plan, ts)?.filter(|(off, _)| *off < hw)),
+            Some(plan) => {
+                let found = tokio::task::spawn_blocking(move || find_timestamp(&plan, ts))
+                    .await
+                    .map_err(|e| BrokerError::Storage(e.to_string()))??;
+                Ok(found.filter(|(off, _)| *off < hw))
+            }
             None => Ok(None),
         }
     }
@@ -282,9 +343,36 @@ impl Partition {
         *self.high_watermark.borrow()
     }
 
-    /// Log start offset.
+    /// Log start offset: the bucket's first offset when it holds older
+    /// data than local disk.
     pub fn log_start_offset(&self) -> i64 {
+        let local = self.log.lock().log_start_offset();
+        match self.remote.as_ref().and_then(|(_, rp)| rp.start_offset()) {
+            Some(remote) => remote.min(local),
+            None => local,
+        }
+    }
+
+    /// First offset on local disk.
+    pub fn local_start_offset(&self) -> i64 {
         self.log.lock().log_start_offset()
+    }
+
+    /// The remote side, if tiering is on.
+    pub fn remote(&self) -> Option<&Arc<RemotePartition>> {
+        self.remote.as_ref().map(|(_, rp)| rp)
+    }
+
+    /// Remote numbers (all -1/0 without tiering).
+    pub fn remote_stats(&self) -> RemoteStats {
+        match &self.remote {
+            Some((_, rp)) => rp.stats(),
+            None => RemoteStats {
+                start_offset: -1,
+                end_offset: -1,
+                ..RemoteStats::default()
+            },
+        }
     }
 
     /// Summary numbers.
@@ -297,8 +385,32 @@ impl Partition {
         self.log.lock().set_config(config);
     }
 
-    /// Applies retention; returns segments removed.
+    /// Applies retention; returns segments removed. With tiering, local
+    /// segments go only once the bucket's manifest durably lists them.
     pub fn enforce_retention(&self) -> Result<usize, BrokerError> {
-        Ok(self.log.lock().enforce_retention(now_ms())?)
+        let mut log = self.log.lock();
+        let bounds = match &self.remote {
+            Some((_, rp)) => RemoteBounds {
+                active: log.config().remote_storage_enable || rp.uploaded_end().is_some(),
+                uploaded_end: rp.uploaded_end(),
+                remote_start: rp.start_offset(),
+            },
+            None => RemoteBounds::default(),
+        };
+        Ok(log.enforce_retention(now_ms(), bounds)?)
+    }
+}
+
+impl LocalLog for Partition {
+    fn log_config(&self) -> LogConfig {
+        self.log.lock().config().clone()
+    }
+
+    fn sealed_after(&self, after: Option<i64>) -> Vec<SealedSegment> {
+        self.log.lock().sealed_after(after)
+    }
+
+    fn bytes_from(&self, offset: i64) -> u64 {
+        self.log.lock().bytes_from(offset)
     }
 }

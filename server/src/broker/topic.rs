@@ -18,7 +18,7 @@ pub const MAX_NAME_LEN: usize = 249;
 /// Most partitions per topic.
 pub const MAX_PARTITIONS: u32 = 10_000;
 /// Version of the `topic.json` format.
-const META_VERSION: u32 = 1;
+pub const META_VERSION: u32 = 1;
 
 /// Checks a topic name against Kafka's rules.
 pub fn validate_name(name: &str) -> Result<(), BrokerError> {

@@ -13,6 +13,9 @@ pub const KEYS: &[&str] = &[
     "segment.bytes",
     "segment.ms",
     "max.message.bytes",
+    "remote.storage.enable",
+    "local.retention.ms",
+    "local.retention.bytes",
 ];
 
 /// Smallest `segment.bytes` accepted (tests use tiny segments).
@@ -37,6 +40,18 @@ fn check_range(key: &str, v: i64, min: i64, max: i64, hint: &str) -> Result<i64,
 
 /// Applies one key to a config, validating its value.
 fn apply(cfg: &mut LogConfig, key: &str, value: &str) -> Result<(), BrokerError> {
+    if key == "remote.storage.enable" {
+        cfg.remote_storage_enable = match value.trim() {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(BrokerError::InvalidConfig(format!(
+                    "{key}={other}: expected true or false"
+                )))
+            }
+        };
+        return Ok(());
+    }
     let v = parse_int(key, value)?;
     match key {
         "retention.ms" => {
@@ -54,6 +69,24 @@ fn apply(cfg: &mut LogConfig, key: &str, value: &str) -> Result<(), BrokerError>
                 MAX_SEGMENT_BYTES,
                 "must be between 1024 and 2147483647",
             )? as u64
+        }
+        "local.retention.ms" => {
+            cfg.local_retention_ms = check_range(
+                key,
+                v,
+                -2,
+                i64::MAX,
+                "must be -2 (same as retention.ms), -1 (forever) or >= 0",
+            )?
+        }
+        "local.retention.bytes" => {
+            cfg.local_retention_bytes = check_range(
+                key,
+                v,
+                -2,
+                i64::MAX,
+                "must be -2 (same as retention.bytes), -1 (unlimited) or >= 0",
+            )?
         }
         "segment.ms" => cfg.segment_ms = check_range(key, v, 1, i64::MAX, "must be >= 1")?,
         "max.message.bytes" => {
@@ -101,6 +134,18 @@ pub fn effective(cfg: &LogConfig) -> BTreeMap<String, String> {
             "max.message.bytes".to_string(),
             cfg.max_message_bytes.to_string(),
         ),
+        (
+            "remote.storage.enable".to_string(),
+            cfg.remote_storage_enable.to_string(),
+        ),
+        (
+            "local.retention.ms".to_string(),
+            cfg.local_retention_ms.to_string(),
+        ),
+        (
+            "local.retention.bytes".to_string(),
+            cfg.local_retention_bytes.to_string(),
+        ),
     ])
 }
 
@@ -119,6 +164,8 @@ mod tests {
             ("retention.ms", "soon"),
             ("no.such.key", "1"),
             ("max.message.bytes", "999999999"),
+            ("remote.storage.enable", "yes"),
+            ("local.retention.ms", "-3"),
         ] {
             let o = BTreeMap::from([(k.to_string(), v.to_string())]);
             assert!(

@@ -102,8 +102,8 @@ pub async fn run(cmd: GroupCommand) -> Result<(), CliError> {
                 );
             }
             println!(
-                "{:<24} {:>9} {:>14} {:>14} {:>10}  {}",
-                "topic", "partition", "committed", "log_end", "lag", "owner"
+                "{:<24} {:>9} {:>14} {:>14} {:>10}  owner",
+                "topic", "partition", "committed", "log_end", "lag"
             );
             for p in &d.partitions {
                 println!(

@@ -5,6 +5,7 @@ pub mod bench;
 mod consume;
 mod group;
 mod produce;
+mod restore;
 mod topic;
 
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
     Consume(consume::ConsumeArgs),
+    /// Rebuild a data directory from the object store (tiered storage).
+    Restore(restore::RestoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -52,6 +55,10 @@ struct ServeArgs {
     /// TOML config file (keys as in ServeConfig). Env: TIDELOG_CONFIG.
     #[arg(long, env = "TIDELOG_CONFIG")]
     config: Option<PathBuf>,
+    /// Object store for tiered storage: file:///path or s3://bucket/prefix
+    /// [default: file://<data-dir>-bucket]. Env: TIDELOG_OBJECT_STORE.
+    #[arg(long)]
+    object_store: Option<String>,
 }
 
 /// Connection flags shared by client commands.
@@ -107,6 +114,7 @@ pub fn main() -> ExitCode {
             Command::Group(cmd) => group::run(cmd).await.map_err(|e| e.to_string()),
             Command::Produce(args) => produce::run(args).await.map_err(|e| e.to_string()),
             Command::Consume(args) => consume::run(args).await.map_err(|e| e.to_string()),
+            Command::Restore(args) => restore::run(args).await,
         }
     });
     match result {
@@ -129,6 +137,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     if let Some(l) = args.http_listen {
         cfg.http_listen = l;
+    }
+    if let Some(o) = args.object_store {
+        cfg.object_store = o;
     }
     init_tracing(&cfg.log_format);
     crate::serve::run(cfg).await.map_err(|e| e.to_string())

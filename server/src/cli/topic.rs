@@ -62,13 +62,37 @@ fn print_description(d: &TopicDescription) {
         println!("  {k}={v}");
     }
     println!(
-        "{:>9}  {:>6}  {:>14}  {:>14}  {:>12}  {:>8}",
-        "partition", "leader", "start_offset", "end_offset", "size_bytes", "segments"
+        "{:>9}  {:>6}  {:>14}  {:>14}  {:>25}  {:>12}  {:>8}  {:>25}  {:>12}  {:>8}",
+        "partition",
+        "leader",
+        "start_offset",
+        "end_offset",
+        "local_offsets",
+        "local_bytes",
+        "local_seg",
+        "remote_offsets",
+        "remote_bytes",
+        "remote_seg"
     );
     for p in &d.partitions {
+        let local = format!("{}..{}", p.local_start_offset, p.log_end_offset);
+        let remote = if p.remote_segments == 0 {
+            "-".to_string()
+        } else {
+            format!("{}..{}", p.remote_start_offset, p.remote_end_offset)
+        };
         println!(
-            "{:>9}  {:>6}  {:>14}  {:>14}  {:>12}  {:>8}",
-            p.partition, p.leader, p.log_start_offset, p.log_end_offset, p.size_bytes, p.segments
+            "{:>9}  {:>6}  {:>14}  {:>14}  {:>25}  {:>12}  {:>8}  {:>25}  {:>12}  {:>8}",
+            p.partition,
+            p.leader,
+            p.log_start_offset,
+            p.log_end_offset,
+            local,
+            p.size_bytes,
+            p.segments,
+            remote,
+            p.remote_size_bytes,
+            p.remote_segments
         );
     }
 }

@@ -650,10 +650,7 @@ impl GroupCoordinator {
                     .saturating_add(d)
                     .clamp(start, end),
                 ResetTo::Timestamp(ts) => {
-                    let found =
-                        tokio::task::spawn_blocking(move || partition.offset_for_timestamp(ts))
-                            .await
-                            .map_err(|e| GroupError::Storage(e.to_string()))??;
+                    let found = partition.offset_for_timestamp(ts).await?;
                     found.map_or(end, |(o, _)| o)
                 }
             };

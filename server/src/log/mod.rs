@@ -11,5 +11,5 @@ pub mod segment;
 pub use error::LogError;
 pub use partition_log::{
     find_timestamp, read_batches, AppendResult, IncomingBatch, LogConfig, LogStats, PartitionLog,
-    ReadOutcome, ReadPlan,
+    ReadOutcome, ReadPlan, RemoteBounds, SealedSegment,
 };

@@ -35,6 +35,64 @@ pub struct LogConfig {
     pub index_interval_bytes: u64,
     /// Forget idle idempotent producers after this (ms).
     pub producer_expiry_ms: i64,
+    /// Upload sealed segments to the object store (`remote.storage.enable`).
+    pub remote_storage_enable: bool,
+    /// How long uploaded segments stay on local disk (ms); -2 means
+    /// `retention_ms`, -1 forever (`local.retention.ms`).
+    pub local_retention_ms: i64,
+    /// How many bytes of uploaded segments stay on local disk; -2 means
+    /// `retention_bytes`, -1 unlimited (`local.retention.bytes`).
+    pub local_retention_bytes: i64,
+}
+
+impl LogConfig {
+    /// `local.retention.ms` resolved (-2 → `retention.ms`).
+    pub fn effective_local_retention_ms(&self) -> i64 {
+        if self.local_retention_ms == -2 {
+            self.retention_ms
+        } else {
+            self.local_retention_ms
+        }
+    }
+
+    /// `local.retention.bytes` resolved (-2 → `retention.bytes`).
+    pub fn effective_local_retention_bytes(&self) -> i64 {
+        if self.local_retention_bytes == -2 {
+            self.retention_bytes
+        } else {
+            self.local_retention_bytes
+        }
+    }
+}
+
+/// A sealed segment waiting for upload.
+#[derive(Debug, Clone)]
+pub struct SealedSegment {
+    /// First offset.
+    pub base_offset: i64,
+    /// Offset after the last record.
+    pub next_offset: i64,
+    /// Bytes of data.
+    pub size: u64,
+    /// Largest timestamp.
+    pub max_timestamp: i64,
+    /// The data file.
+    pub file: Arc<File>,
+    /// Offset index, file format.
+    pub index: Vec<u8>,
+    /// Time index, file format.
+    pub time_index: Vec<u8>,
+}
+
+/// What tiering knows, for local retention.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RemoteBounds {
+    /// Tiering is on for this log: keep segments until uploaded.
+    pub active: bool,
+    /// Offset up to which the log is durably in the bucket.
+    pub uploaded_end: Option<i64>,
+    /// First offset still in the bucket (after remote retention).
+    pub remote_start: Option<i64>,
 }
 
 impl Default for LogConfig {
@@ -47,6 +105,9 @@ impl Default for LogConfig {
             max_message_bytes: 1024 * 1024 + 1024,
             index_interval_bytes: 4096,
             producer_expiry_ms: 7 * 24 * 3600 * 1000,
+            remote_storage_enable: true,
+            local_retention_ms: -2,
+            local_retention_bytes: -2,
         }
     }
 }
@@ -362,8 +423,24 @@ impl PartitionLog {
     }
 
     /// Deletes sealed segments past the retention limits. Returns how many
-    /// were removed.
-    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+    /// were removed. With remote storage enabled only segments the bucket
+    /// durably holds (`remote.uploaded_end`) are deleted, past the local
+    /// limits or once remote retention dropped them; without it, the total
+    /// limits apply to local data as before.
+    pub fn enforce_retention(
+        &mut self,
+        now_ms: i64,
+        remote: RemoteBounds,
+    ) -> Result<usize, LogError> {
+        let tiered = remote.active;
+        let (limit_ms, limit_bytes) = if tiered {
+            (
+                self.config.effective_local_retention_ms(),
+                self.config.effective_local_retention_bytes(),
+            )
+        } else {
+            (self.config.retention_ms, self.config.retention_bytes)
+        };
         let mut removed = 0;
         let mut total: u64 = self.segments.values().map(Segment::size).sum();
         loop {
@@ -373,13 +450,25 @@ impl PartitionLog {
             let Some((&base, oldest)) = self.segments.iter().next() else {
                 break;
             };
-            let expired = self.config.retention_ms >= 0
+            if tiered {
+                // Never delete what the bucket does not durably hold.
+                match remote.uploaded_end {
+                    Some(end) if oldest.next_offset() <= end => {}
+                    _ => break,
+                }
+            }
+            let expired = limit_ms >= 0
                 && oldest.max_timestamp() >= 0
-                && now_ms.saturating_sub(oldest.max_timestamp()) > self.config.retention_ms;
-            let over_size = self.config.retention_bytes >= 0
-                && total.saturating_sub(oldest.size()) >= self.config.retention_bytes as u64
-                && total > self.config.retention_bytes as u64;
-            if !(expired || over_size) {
+                && now_ms.saturating_sub(oldest.max_timestamp()) > limit_ms;
+            let over_size = limit_bytes >= 0
+                && total.saturating_sub(oldest.size()) >= limit_bytes as u64
+                && total > limit_bytes as u64;
+            let dropped_remotely = tiered
+                && remote
+                    .remote_start
+                    .or(remote.uploaded_end)
+                    .is_some_and(|start| oldest.next_offset() <= start);
+            if !(expired || over_size || dropped_remotely) {
                 break;
             }
             oldest.delete_files(&self.dir)?;
@@ -388,6 +477,37 @@ impl PartitionLog {
             removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Sealed segments (all but the active one) ending after `after`.
+    pub fn sealed_after(&self, after: Option<i64>) -> Vec<SealedSegment> {
+        let n = self.segments.len();
+        self.segments
+            .values()
+            .take(n.saturating_sub(1))
+            .filter(|s| after.is_none_or(|a| s.next_offset() > a) && !s.is_empty())
+            .map(|s| {
+                let (index, time_index) = s.index_bytes();
+                SealedSegment {
+                    base_offset: s.base_offset(),
+                    next_offset: s.next_offset(),
+                    size: s.size(),
+                    max_timestamp: s.max_timestamp(),
+                    file: s.file(),
+                    index,
+                    time_index,
+                }
+            })
+            .collect()
+    }
+
+    /// Bytes of local segments whose data starts at or after `offset`.
+    pub fn bytes_from(&self, offset: i64) -> u64 {
+        self.segments
+            .values()
+            .filter(|s| s.base_offset() >= offset)
+            .map(Segment::size)
+            .sum()
     }
 
     /// Summary numbers.

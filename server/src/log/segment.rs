@@ -356,6 +356,12 @@ impl Segment {
         self.size == 0
     }
     /// Shared handle for reads outside the partition lock.
+    /// The offset and time index in file format (for upload).
+    pub fn index_bytes(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.index.to_bytes(), self.time_index.to_bytes())
+    }
+
+    /// The segment's file handle.
     pub fn file(&self) -> Arc<File> {
         Arc::clone(&self.file)
     }

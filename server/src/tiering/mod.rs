@@ -1,0 +1,308 @@
+//! Tiered storage: sealed segments are uploaded to an object store
+//! (`file://` directory or S3-compatible bucket) and recorded in a
+//! per-partition manifest written with conditional puts; local copies are
+//! removed only after the manifest listing them is durable; reads below the
+//! local log start are served from the bucket in ranged chunks through a
+//! cache; `tidelog restore` rebuilds a data directory from the bucket.
+//!
+//! Knows the log's file formats but not gRPC; the broker layer calls in.
+
+pub mod cache;
+pub mod error;
+pub mod manifest;
+pub mod remote_read;
+pub mod restore;
+pub mod store;
+pub mod uploader;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Semaphore;
+
+pub use error::TieringError;
+use manifest::{PartitionManifest, RemoteSegment, Writer};
+use store::{ObjectVersion, RemoteStore};
+
+use crate::metrics::TieringMetrics;
+
+/// Tiering settings of a broker.
+#[derive(Debug, Clone)]
+pub struct TieringSettings {
+    /// Object store URL.
+    pub url: String,
+    /// Cache sizes and directory.
+    pub cache: cache::CacheSettings,
+    /// Size of ranged reads from the bucket.
+    pub chunk_bytes: u64,
+    /// Remote reads running at once (the rest wait, produce never does).
+    pub read_concurrency: usize,
+    /// How often the uploader looks for sealed segments.
+    pub upload_interval: Duration,
+    /// Longest back-off between failed upload rounds.
+    pub max_backoff: Duration,
+    /// Unlisted segment objects younger than this are not swept as orphans.
+    pub orphan_min_age: Duration,
+    /// This broker's id.
+    pub broker_id: u32,
+}
+
+/// What `/readyz` and the logs say about tiering.
+#[derive(Debug, Clone, Default)]
+pub struct TieringStatus {
+    /// Sealed segments waiting for upload.
+    pub backlog_segments: u64,
+    /// Their bytes.
+    pub backlog_bytes: u64,
+    /// Last error of an upload round, if the last round failed.
+    pub last_error: Option<String>,
+    /// Partitions fenced by another writer.
+    pub fenced: Vec<String>,
+}
+
+impl TieringStatus {
+    /// True when uploads are failing or a partition is fenced.
+    pub fn degraded(&self) -> bool {
+        self.last_error.is_some() || !self.fenced.is_empty()
+    }
+}
+
+/// The broker's tiering service: store, caches, limits, metrics, status.
+#[derive(Debug)]
+pub struct Tiering {
+    /// The object store.
+    pub store: RemoteStore,
+    /// Settings.
+    pub settings: TieringSettings,
+    /// This broker run's identity in manifests.
+    pub writer: Writer,
+    caches: cache::RemoteCaches,
+    read_limit: Semaphore,
+    /// Metrics.
+    pub metrics: TieringMetrics,
+    status: Mutex<TieringStatus>,
+    /// Serialises cluster snapshot writes.
+    snapshot_lock: tokio::sync::Mutex<()>,
+}
+
+impl Tiering {
+    /// Opens the store and builds the caches.
+    pub async fn open(
+        settings: TieringSettings,
+        metrics: TieringMetrics,
+    ) -> Result<Arc<Self>, TieringError> {
+        let store = RemoteStore::open(&settings.url)?;
+        let caches = cache::RemoteCaches::open(&settings.cache).await?;
+        Ok(Arc::new(Tiering {
+            store,
+            writer: Writer {
+                broker_id: settings.broker_id,
+                epoch: chrono::Utc::now().timestamp_millis(),
+            },
+            caches,
+            read_limit: Semaphore::new(settings.read_concurrency.max(1)),
+            metrics,
+            status: Mutex::new(TieringStatus::default()),
+            snapshot_lock: tokio::sync::Mutex::new(()),
+            settings,
+        }))
+    }
+
+    /// Current status.
+    pub fn status(&self) -> TieringStatus {
+        self.status.lock().clone()
+    }
+
+    /// Records the outcome of an upload round.
+    pub fn set_status(&self, status: TieringStatus) {
+        self.metrics
+            .upload_backlog_segments
+            .set(status.backlog_segments as i64);
+        self.metrics
+            .upload_backlog_bytes
+            .set(status.backlog_bytes as i64);
+        self.metrics.degraded.set(i64::from(status.degraded()));
+        *self.status.lock() = status;
+    }
+
+    /// Writes the cluster snapshot (topics and configs) to the bucket.
+    pub async fn write_snapshot(
+        &self,
+        topics: Vec<manifest::SnapshotTopic>,
+    ) -> Result<(), TieringError> {
+        let _guard = self.snapshot_lock.lock().await;
+        let snap = manifest::ClusterSnapshot {
+            version: manifest::SNAPSHOT_VERSION,
+            writer: self.writer,
+            updated_ms: chrono::Utc::now().timestamp_millis(),
+            topics,
+        };
+        self.store
+            .put(manifest::CLUSTER_KEY, bytes::Bytes::from(snap.encode()))
+            .await
+    }
+
+    /// Reads the cluster snapshot, if the bucket has one.
+    pub async fn read_snapshot(&self) -> Result<Option<manifest::ClusterSnapshot>, TieringError> {
+        read_snapshot(&self.store).await
+    }
+
+    /// Flushes caches at shutdown.
+    pub async fn close(&self) {
+        self.caches.close().await;
+    }
+}
+
+/// Reads the cluster snapshot of a store.
+pub async fn read_snapshot(
+    store: &RemoteStore,
+) -> Result<Option<manifest::ClusterSnapshot>, TieringError> {
+    match store.get(manifest::CLUSTER_KEY).await? {
+        Some((bytes, _)) => Ok(Some(manifest::ClusterSnapshot::decode(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// What a partition knows of its remote part.
+#[derive(Debug, Clone)]
+pub struct RemoteState {
+    /// False until the manifest was read from the bucket.
+    pub loaded: bool,
+    /// The manifest as last read or written.
+    pub manifest: Arc<PartitionManifest>,
+    /// Its version, for the next conditional write (`None`: not in the bucket yet).
+    pub version: Option<ObjectVersion>,
+    /// Set when another writer changed the manifest: uploads stop.
+    pub fenced: Option<String>,
+}
+
+/// The remote side of one partition.
+#[derive(Debug)]
+pub struct RemotePartition {
+    /// Topic name.
+    pub topic: String,
+    /// Topic incarnation (creation ms).
+    pub incarnation: i64,
+    /// Partition number.
+    pub partition: u32,
+    state: RwLock<RemoteState>,
+    /// Serialises upload rounds of this partition.
+    pub(crate) upload_lock: tokio::sync::Mutex<()>,
+}
+
+/// Remote numbers of a partition, for describe.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RemoteStats {
+    /// First offset in the bucket (-1: none).
+    pub start_offset: i64,
+    /// Offset after the last record in the bucket (-1: none).
+    pub end_offset: i64,
+    /// Bytes in the bucket.
+    pub size_bytes: u64,
+    /// Segments in the bucket.
+    pub segments: u32,
+}
+
+impl RemotePartition {
+    /// A partition whose manifest is not loaded yet.
+    pub fn new(topic: &str, incarnation: i64, partition: u32, writer: Writer) -> Self {
+        RemotePartition {
+            topic: topic.to_string(),
+            incarnation,
+            partition,
+            state: RwLock::new(RemoteState {
+                loaded: false,
+                manifest: Arc::new(PartitionManifest::new(
+                    topic,
+                    incarnation,
+                    partition,
+                    writer,
+                )),
+                version: None,
+                fenced: None,
+            }),
+            upload_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Name for logs: `topic/partition`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.topic, self.partition)
+    }
+
+    /// Key of the manifest.
+    pub fn manifest_key(&self) -> String {
+        manifest::manifest_key(&self.topic, self.incarnation, self.partition)
+    }
+
+    /// Copy of the state.
+    pub fn state(&self) -> RemoteState {
+        self.state.read().clone()
+    }
+
+    pub(crate) fn set_state(&self, state: RemoteState) {
+        *self.state.write() = state;
+    }
+
+    /// The manifest (cheap clone).
+    pub fn manifest(&self) -> Arc<PartitionManifest> {
+        Arc::clone(&self.state.read().manifest)
+    }
+
+    /// Offset up to which the log is durably in the bucket (`None`: nothing
+    /// uploaded, or not known yet).
+    pub fn uploaded_end(&self) -> Option<i64> {
+        let s = self.state.read();
+        if !s.loaded {
+            return None;
+        }
+        s.manifest.end_offset()
+    }
+
+    /// First remote offset.
+    pub fn start_offset(&self) -> Option<i64> {
+        self.state.read().manifest.start_offset()
+    }
+
+    /// The remote segment holding `offset` (or the next one), if `offset`
+    /// is not before the first remote offset.
+    pub fn segment_for(&self, offset: i64) -> Option<RemoteSegment> {
+        let s = self.state.read();
+        let start = s.manifest.start_offset()?;
+        if offset < start {
+            return None;
+        }
+        s.manifest.segment_for(offset).cloned()
+    }
+
+    /// Numbers for describe and metrics.
+    pub fn stats(&self) -> RemoteStats {
+        let s = self.state.read();
+        let m = &s.manifest;
+        RemoteStats {
+            start_offset: m.start_offset().unwrap_or(-1),
+            end_offset: m.end_offset().unwrap_or(-1),
+            size_bytes: m.total_bytes(),
+            segments: m.segments.len() as u32,
+        }
+    }
+}
+
+/// Default directory of the `file://` store: beside the data directory,
+/// named after it with `-bucket` (`./tidelog-data` → `./tidelog-data-bucket`).
+pub fn default_bucket_dir(data_dir: &std::path::Path) -> PathBuf {
+    let abs = if data_dir.is_absolute() {
+        data_dir.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(data_dir))
+            .unwrap_or_else(|_| data_dir.to_path_buf())
+    };
+    let name = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "tidelog-data".into());
+    abs.with_file_name(format!("{name}-bucket"))
+}
