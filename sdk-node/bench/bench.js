@@ -3,6 +3,7 @@
 // Throughput of the Node producer and consumer with 1 KiB values.
 //
 //   node bench/bench.js [--records N] [--partitions P] [--chunk C] [--inflight F]
+//                       [--max-in-flight M]   (producer requests per partition)
 //
 // Starts its own broker (TIDELOG_BIN, else <repo>/target/release/tidelog,
 // else target/debug/tidelog) unless TIDELOG_BROKER=host:port is set.
@@ -21,6 +22,7 @@ const RECORDS = arg('records', 500000)
 const PARTITIONS = arg('partitions', 4)
 const CHUNK = arg('chunk', 1000)
 const INFLIGHT = arg('inflight', 32)
+const MAX_IN_FLIGHT = arg('max-in-flight', undefined)
 const VALUE = Buffer.alloc(1024, 'x')
 
 async function main() {
@@ -41,7 +43,7 @@ async function main() {
   await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }] })
 
   // Producer: `send` calls of CHUNK messages, up to INFLIGHT at once.
-  const producer = tidelog.producer()
+  const producer = tidelog.producer(MAX_IN_FLIGHT ? { maxInFlight: MAX_IN_FLIGHT } : {})
   await producer.connect()
   let sent = 0
   const t0 = process.hrtime.bigint()
