@@ -106,5 +106,7 @@ async function main() {
 
 main().catch((e) => {
   console.error(e)
-  process.exit(1)
+  process.exitCode = 1
+  // The broker child is killed on exit (test/broker.js).
+  process.exit()
 })

@@ -70,6 +70,12 @@ async function startOnce(bin) {
     ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${grpc}`, '--http-listen', `127.0.0.1:${httpPort}`],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   )
+  // Never leave a broker behind, even if the process exits abruptly.
+  const killOnExit = () => {
+    child.kill('SIGKILL')
+    fs.rmSync(dataDir, { recursive: true, force: true })
+  }
+  process.once('exit', killOnExit)
   let stderr = ''
   child.stderr.on('data', (d) => {
     stderr = (stderr + d).slice(-4000)
@@ -84,7 +90,10 @@ async function startOnce(bin) {
   })
   const deadline = Date.now() + 30000
   while (!(await ready(httpPort))) {
-    if (exited) throw new Error(`broker exited during startup:\n${stderr}`)
+    if (exited) {
+      process.removeListener('exit', killOnExit)
+      throw new Error(`broker exited during startup:\n${stderr}`)
+    }
     if (Date.now() > deadline) {
       child.kill('SIGKILL')
       throw new Error(`broker not ready within 30 s:\n${stderr}`)
@@ -101,6 +110,7 @@ async function startOnce(bin) {
         await gone
         clearTimeout(t)
       }
+      process.removeListener('exit', killOnExit)
       fs.rmSync(dataDir, { recursive: true, force: true })
     },
   }
