@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# One run at a time per checkout: concurrent `npm ci`s would delete each
+# other's node_modules.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>.run-tests.lock
+  flock 9
+fi
+
 # Share compiled dependencies with the other bindings unless told otherwise.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(cd .. && pwd)/target-bindings}"
 
