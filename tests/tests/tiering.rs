@@ -338,6 +338,12 @@ async fn restore_rebuilds_an_empty_data_dir_and_refuses_a_silent_fresh_start() {
     .await;
     let uploaded = partition0(&client, "keep").await.remote_end_offset;
     assert!(uploaded > 0);
+    // Committed group offsets travel in the bucket's cluster snapshot.
+    client
+        .admin()
+        .commit_group_offsets("billing", &[(tidelog::TopicPartition::new("keep", 0), 123)])
+        .await
+        .expect("commit group offsets");
     assert!(a.terminate(), "clean stop");
 
     // An empty data directory on a bucket with topics: refuse, name restore.
@@ -380,6 +386,17 @@ async fn restore_rebuilds_an_empty_data_dir_and_refuses_a_silent_fresh_start() {
     assert_eq!((p.log_start_offset, p.log_end_offset), (0, uploaded));
     let topics = client.admin().list_topics().await.expect("list");
     assert_eq!(topics.len(), 2);
+    let g = client
+        .admin()
+        .describe_group("billing")
+        .await
+        .expect("restored group");
+    let committed = g
+        .partitions
+        .iter()
+        .find(|p| p.topic == "keep" && p.partition == 0)
+        .and_then(|p| p.committed_offset);
+    assert_eq!(committed, Some(123), "{g:?}");
     check_all_from_zero(&client, "keep", uploaded as usize).await;
     // Producers continue at the next offset.
     produce(&client, "keep", uploaded as usize, uploaded as usize + 10).await;

@@ -436,7 +436,7 @@ impl Broker {
         self.tiering.as_ref()
     }
 
-    fn snapshot_topics(&self) -> Vec<SnapshotTopic> {
+    pub fn snapshot_topics(&self) -> Vec<SnapshotTopic> {
         self.topics()
             .iter()
             .map(|t| {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::broker::Broker;
+use crate::tiering::manifest::{SnapshotGroup, SnapshotOffset};
 pub use error::GroupError;
 use offsets::{Committed, OffsetStore, Tp};
 
@@ -30,6 +31,8 @@ pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_GROUP_ID: usize = 249;
 /// Longest commit metadata.
 const MAX_METADATA: usize = 4096;
+/// Changed offsets reach the bucket's snapshot at most every 20 × 250 ms.
+const SNAPSHOT_EVERY_TICKS: u64 = 20;
 
 /// Group state names shown to users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +183,8 @@ pub struct ResetPlanEntry {
 pub struct GroupCoordinator {
     broker: Arc<Broker>,
     store: OffsetStore,
+    /// Offsets changed since they were last published to the bucket.
+    snapshot_dirty: std::sync::atomic::AtomicBool,
     groups: Mutex<HashMap<String, Group>>,
     heartbeat_interval: Duration,
 }
@@ -224,6 +229,9 @@ impl GroupCoordinator {
         let c = Arc::new(GroupCoordinator {
             broker: Arc::clone(&broker),
             store,
+            // Publish once at start, so a restored or fresh broker's bucket
+            // snapshot carries the offsets it has.
+            snapshot_dirty: std::sync::atomic::AtomicBool::new(true),
             groups: Mutex::new(HashMap::new()),
             heartbeat_interval,
         });
@@ -231,18 +239,67 @@ impl GroupCoordinator {
         let shutdown = broker.shutdown_token().clone();
         broker.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let mut ticks: u64 = 0;
             loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = shutdown.cancelled() => return,
+                let stopping = tokio::select! {
+                    _ = tick.tick() => false,
+                    _ = shutdown.cancelled() => true,
+                };
+                let Some(c) = weak.upgrade() else { return };
+                if stopping {
+                    // Last chance to get recent commits into the bucket.
+                    c.publish_offsets().await;
+                    return;
                 }
-                match weak.upgrade() {
-                    Some(c) => c.expire_members(),
-                    None => return,
+                c.expire_members();
+                ticks += 1;
+                if ticks % SNAPSHOT_EVERY_TICKS == 1 {
+                    c.publish_offsets().await;
                 }
             }
         });
         Ok(c)
+    }
+
+    /// Publishes committed offsets to the bucket's cluster snapshot when they
+    /// changed (tiered storage only).
+    async fn publish_offsets(&self) {
+        use std::sync::atomic::Ordering;
+        let Some(tiering) = self.broker.tiering() else {
+            return;
+        };
+        if !self.snapshot_dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let groups = self
+            .store
+            .snapshot()
+            .into_iter()
+            .map(|(group_id, offsets)| SnapshotGroup {
+                group_id,
+                offsets: offsets
+                    .into_iter()
+                    .map(|((topic, partition), c)| SnapshotOffset {
+                        topic,
+                        partition,
+                        offset: c.offset,
+                        metadata: c.metadata,
+                        commit_ms: c.commit_ms,
+                    })
+                    .collect(),
+            })
+            .collect();
+        tiering.set_groups(groups);
+        let tiering = Arc::clone(tiering);
+        if let Err(e) = tiering.write_snapshot(self.broker.snapshot_topics()).await {
+            tracing::warn!(error = %e, "could not publish group offsets to the bucket; retrying");
+            self.snapshot_dirty.store(true, Ordering::Release);
+        }
+    }
+
+    fn mark_dirty(&self) {
+        self.snapshot_dirty
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Suggested heartbeat interval.
@@ -471,6 +528,7 @@ impl GroupCoordinator {
             }
         }
         let now = now_ms();
+        self.mark_dirty();
         self.store.commit(
             group_id,
             offsets
@@ -604,6 +662,7 @@ impl GroupCoordinator {
         if !self.store.contains(group_id) {
             return Err(GroupError::UnknownGroup(group_id.to_string()));
         }
+        self.mark_dirty();
         self.store.delete(group_id)
     }
 
@@ -675,6 +734,7 @@ impl GroupCoordinator {
             );
         }
         let now = now_ms();
+        self.mark_dirty();
         self.store.commit(
             group_id,
             plan.iter()

@@ -146,6 +146,18 @@ impl OffsetStore {
         crate::log::partition_log::sync_dir(&self.dir).map_err(|e| storage(&self.dir, e))
     }
 
+    /// Every group's committed offsets, for the bucket's cluster snapshot.
+    pub fn snapshot(&self) -> Vec<(String, BTreeMap<Tp, Committed>)> {
+        let groups = self.groups.lock();
+        let mut out: Vec<_> = groups
+            .iter()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(g, m)| (g.clone(), m.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Committed offsets of a group (empty when none).
     pub fn get(&self, group: &str) -> BTreeMap<Tp, Committed> {
         self.groups.lock().get(group).cloned().unwrap_or_default()

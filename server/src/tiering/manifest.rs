@@ -230,6 +230,30 @@ pub struct SnapshotTopic {
     pub created_ms: i64,
 }
 
+/// Committed offsets of one consumer group in the cluster snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotGroup {
+    /// Group id.
+    pub group_id: String,
+    /// Committed offsets.
+    pub offsets: Vec<SnapshotOffset>,
+}
+
+/// One committed offset in the cluster snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Next offset to consume.
+    pub offset: i64,
+    /// Commit metadata.
+    pub metadata: String,
+    /// Commit time (ms).
+    pub commit_ms: i64,
+}
+
 /// What the bucket knows about the cluster: enough to rebuild a data
 /// directory with `tidelog restore`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +266,10 @@ pub struct ClusterSnapshot {
     pub updated_ms: i64,
     /// Topics.
     pub topics: Vec<SnapshotTopic>,
+    /// Consumer groups' committed offsets (published every few seconds
+    /// while they change; absent in snapshots of older brokers).
+    #[serde(default)]
+    pub groups: Vec<SnapshotGroup>,
 }
 
 impl ClusterSnapshot {
@@ -347,6 +375,16 @@ mod tests {
                 partitions: 2,
                 config: BTreeMap::from([("retention.ms".into(), "-1".into())]),
                 created_ms: 11,
+            }],
+            groups: vec![SnapshotGroup {
+                group_id: "g".into(),
+                offsets: vec![SnapshotOffset {
+                    topic: "a".into(),
+                    partition: 1,
+                    offset: 42,
+                    metadata: "m".into(),
+                    commit_ms: 5,
+                }],
             }],
         };
         assert_eq!(ClusterSnapshot::decode(&s.encode()).expect("decode"), s);

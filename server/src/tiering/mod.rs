@@ -85,6 +85,9 @@ pub struct Tiering {
     status: Mutex<TieringStatus>,
     /// Serialises cluster snapshot writes.
     snapshot_lock: tokio::sync::Mutex<()>,
+    /// Group offsets for the snapshot; `None` until the group coordinator
+    /// provided them (until then the bucket's copy is kept).
+    groups: Mutex<Option<Vec<manifest::SnapshotGroup>>>,
 }
 
 impl Tiering {
@@ -106,6 +109,7 @@ impl Tiering {
             metrics,
             status: Mutex::new(TieringStatus::default()),
             snapshot_lock: tokio::sync::Mutex::new(()),
+            groups: Mutex::new(None),
             settings,
         }))
     }
@@ -133,15 +137,30 @@ impl Tiering {
         topics: Vec<manifest::SnapshotTopic>,
     ) -> Result<(), TieringError> {
         let _guard = self.snapshot_lock.lock().await;
+        let known = self.groups.lock().clone();
+        let groups = match known {
+            Some(g) => g,
+            // Never drop offsets we have not loaded yet: keep the bucket's.
+            None => read_snapshot(&self.store)
+                .await?
+                .map(|s| s.groups)
+                .unwrap_or_default(),
+        };
         let snap = manifest::ClusterSnapshot {
             version: manifest::SNAPSHOT_VERSION,
             writer: self.writer,
             updated_ms: chrono::Utc::now().timestamp_millis(),
             topics,
+            groups,
         };
         self.store
             .put(manifest::CLUSTER_KEY, bytes::Bytes::from(snap.encode()))
             .await
+    }
+
+    /// Sets the consumer-group offsets the next snapshot carries.
+    pub fn set_groups(&self, groups: Vec<manifest::SnapshotGroup>) {
+        *self.groups.lock() = Some(groups);
     }
 
     /// Reads the cluster snapshot, if the bucket has one.

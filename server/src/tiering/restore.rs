@@ -50,6 +50,8 @@ pub struct RestoreSummary {
     pub partitions: usize,
     /// Bytes of log the bucket holds for them.
     pub remote_bytes: u64,
+    /// Consumer groups whose committed offsets were restored.
+    pub groups: usize,
 }
 
 fn write_io(path: &Path) -> impl Fn(std::io::Error) -> TieringError + '_ {
@@ -145,12 +147,41 @@ pub async fn restore(
     }
     crate::log::partition_log::sync_dir(&topics_dir)
         .map_err(|e| TieringError::io(&topics_dir, std::io::Error::other(e.to_string())))?;
+    // Committed offsets of consumer groups, for the restored topics.
+    let groups_dir = data_dir.join("groups");
+    let offsets = crate::groups::offsets::OffsetStore::open(&groups_dir)
+        .map_err(|e| TieringError::io(&groups_dir, std::io::Error::other(e.to_string())))?;
+    for g in &snap.groups {
+        let entries: Vec<_> = g
+            .offsets
+            .iter()
+            .filter(|o| only.is_empty() || only.contains(&o.topic))
+            .map(|o| {
+                (
+                    (o.topic.clone(), o.partition),
+                    crate::groups::offsets::Committed {
+                        offset: o.offset,
+                        metadata: o.metadata.clone(),
+                        commit_ms: o.commit_ms,
+                    },
+                )
+            })
+            .collect();
+        if entries.is_empty() {
+            continue;
+        }
+        offsets
+            .commit(&g.group_id, entries)
+            .map_err(|e| TieringError::io(&groups_dir, std::io::Error::other(e.to_string())))?;
+        summary.groups += 1;
+    }
     let _ = writeln!(
         progress,
-        "restored {} topic(s), {} partition(s), {} bytes in the bucket; start the broker with `tidelog serve --data-dir {} --object-store {}`",
+        "restored {} topic(s), {} partition(s), {} bytes in the bucket, offsets of {} consumer group(s); start the broker with `tidelog serve --data-dir {} --object-store {}`",
         summary.topics,
         summary.partitions,
         summary.remote_bytes,
+        summary.groups,
         data_dir.display(),
         store.url()
     );
