@@ -366,7 +366,7 @@ struct Counters {
 async fn run(args: BenchArgs) -> Result<(), CliError> {
     let s = settings(&args)?;
     let client = Client::connect(args.broker.broker.clone()).await?;
-    let partitions = ensure_topic(&client, &s.topic, args.partitions).await?;
+    let partitions = ensure_topic(&client, &s.topic, args.partitions, s.mode).await?;
     let summary = match s.mode {
         Mode::Produce => produce(&args.broker.broker, &s).await?,
         Mode::E2e => e2e(&args.broker.broker, &s, partitions).await?,
@@ -381,13 +381,23 @@ async fn run(args: BenchArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Creates the topic if missing; returns its partition count.
-async fn ensure_topic(client: &Client, topic: &str, partitions: u32) -> Result<u32, CliError> {
-    match client
-        .admin()
-        .create_topic(NewTopic::new(topic, partitions))
-        .await
-    {
+/// Creates the topic if missing; returns its partition count. For
+/// `catchup` the topic keeps nothing but the active segment locally, so the
+/// data is read back from the bucket.
+async fn ensure_topic(
+    client: &Client,
+    topic: &str,
+    partitions: u32,
+    mode: Mode,
+) -> Result<u32, CliError> {
+    let mut new = NewTopic::new(topic, partitions);
+    if matches!(mode, Mode::Catchup) {
+        new = new
+            .config("segment.bytes", CATCHUP_SEGMENT_BYTES.to_string())
+            .config("local.retention.bytes", "0")
+            .config("remote.storage.enable", "true");
+    }
+    match client.admin().create_topic(new).await {
         Ok(_) => {
             client.invalidate_metadata(topic);
             Ok(partitions)
@@ -795,6 +805,43 @@ async fn offsets(
     Ok(out)
 }
 
+/// Segment size of topics the catchup mode creates.
+const CATCHUP_SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Waits until every sealed segment of the topic has left local disk for
+/// the bucket (at most two minutes), reporting how much of the topic is
+/// remote-only.
+async fn wait_for_bucket(client: &Client, topic: &str) -> Result<(), CliError> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let d = client.admin().describe_topic(topic).await?;
+        let total: i64 = d
+            .partitions
+            .iter()
+            .map(|p| p.log_end_offset - p.log_start_offset)
+            .sum();
+        let remote_only: i64 = d
+            .partitions
+            .iter()
+            .map(|p| (p.local_start_offset.min(p.log_end_offset) - p.log_start_offset).max(0))
+            .sum();
+        let settled = d.partitions.iter().all(|p| p.segments <= 1);
+        if settled || Instant::now() >= deadline {
+            eprintln!(
+                "{topic}: {remote_only} of {total} record(s) are in the bucket only{}",
+                if settled {
+                    ""
+                } else {
+                    " (uploads still running after 120 s)"
+                }
+            );
+            return Ok(());
+        }
+        eprintln!("waiting for uploads: {remote_only} of {total} record(s) in the bucket only");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Consume and catchup: make sure enough records exist, then time fresh
 /// consumers reading them from the first offset.
 async fn consume(
@@ -839,6 +886,9 @@ async fn consume(
         let _ = progress.await;
         joined?;
         ranges = offsets(client, &s.topic, partitions).await?;
+    }
+    if matches!(s.mode, Mode::Catchup) {
+        wait_for_bucket(client, &s.topic).await?;
     }
     // Read `wanted` records: whole partitions in order, the last one cut.
     let mut left = wanted;
