@@ -418,7 +418,15 @@ impl GroupConsumer {
         if offsets.is_empty() {
             return Ok(());
         }
-        let request = |m: &Membership| CommitOffsetsRequest {
+        let req = self.commit_request(offsets);
+        let mut c = GroupsClient::new(self.client.channel());
+        self.client.call(c.commit_offsets(req)).await.map(|_| ())
+    }
+
+    /// A commit of `offsets` under this member's current id and epoch.
+    fn commit_request(&self, offsets: &[(TopicPartition, i64)]) -> CommitOffsetsRequest {
+        let m = lock(&self.membership);
+        CommitOffsetsRequest {
             group_id: self.config.group_id.clone(),
             member_id: m.member_id.clone(),
             member_epoch: m.epoch,
@@ -431,10 +439,7 @@ impl GroupConsumer {
                     metadata: String::new(),
                 })
                 .collect(),
-        };
-        let mut c = GroupsClient::new(self.client.channel());
-        let req = request(&lock(&self.membership));
-        self.client.call(c.commit_offsets(req)).await.map(|_| ())
+        }
     }
 
     /// Commits in the background; failures are logged.
@@ -442,22 +447,7 @@ impl GroupConsumer {
         let positions = self.positions_of(&self.consumer.assignment());
         self.last_commit = Instant::now();
         let client = self.client.clone();
-        let m = lock(&self.membership);
-        let req = CommitOffsetsRequest {
-            group_id: self.config.group_id.clone(),
-            member_id: m.member_id.clone(),
-            member_epoch: m.epoch,
-            offsets: positions
-                .into_iter()
-                .map(|(tp, o)| OffsetCommit {
-                    topic: tp.topic,
-                    partition: tp.partition,
-                    offset: o,
-                    metadata: String::new(),
-                })
-                .collect(),
-        };
-        drop(m);
+        let req = self.commit_request(&positions);
         tokio::spawn(async move {
             let mut c = GroupsClient::new(client.channel());
             if let Err(e) = client.call(c.commit_offsets(req)).await {
