@@ -321,7 +321,7 @@ export interface ProducerOptions {
    * after the write, before fsync.
    */
   acks?: number | 'all' | 'leader'
-  /** Produce requests in flight per partition (default 1). */
+  /** Produce requests in flight per partition (default 10). */
   maxInFlight?: number
   /**
    * Milliseconds a record may take to be acknowledged, retries included

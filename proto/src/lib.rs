@@ -15,3 +15,9 @@ pub mod v1 {
 
 /// Status metadata key that carries the stable error reason name.
 pub const ERROR_REASON_KEY: &str = "x-tidelog-error";
+
+/// Batches per producer and partition that a broker remembers to recognise
+/// retries (FORMAT.md, "Idempotence"). A client must never have more
+/// batches of a partition unanswered than this, or a retry of the oldest
+/// could no longer be recognised.
+pub const DEDUPE_WINDOW_BATCHES: usize = 256;

@@ -31,7 +31,7 @@ pub struct ProducerOptions {
     /// after the write, before fsync.
     #[napi(ts_type = "number | 'all' | 'leader'")]
     pub acks: Option<Either<i32, String>>,
-    /// Produce requests in flight per partition (default 1).
+    /// Produce requests in flight per partition (default 10).
     pub max_in_flight: Option<u32>,
     /// Milliseconds a record may take to be acknowledged, retries included
     /// (default 120000).
@@ -50,14 +50,7 @@ pub struct RecordMetadata {
 }
 
 fn producer_config(o: &ProducerOptions) -> Result<tidelog::ProducerConfig> {
-    let mut c = tidelog::ProducerConfig {
-        // One request in flight per partition by default: with more, the
-        // pipelined Rust producer currently fails now and then with
-        // OUT_OF_ORDER_SEQUENCE under load (seen with `tidelog bench` too).
-        // One request per partition already reaches the throughput targets.
-        max_in_flight: 1,
-        ..tidelog::ProducerConfig::default()
-    };
+    let mut c = tidelog::ProducerConfig::default();
     if let Some(ms) = o.linger_ms {
         c.linger = Duration::from_millis(u64::from(ms));
     }

@@ -147,3 +147,17 @@ impl From<tonic::Status> for Error {
         }
     }
 }
+
+impl From<tidelog_proto::v1::ProduceError> for Error {
+    /// An error answer on a produce stream, read exactly like the status a
+    /// unary call would have returned.
+    fn from(e: tidelog_proto::v1::ProduceError) -> Self {
+        let mut status = tonic::Status::new(Code::from(e.code), e.message);
+        let reason = tidelog_proto::v1::ErrorReason::try_from(e.reason)
+            .unwrap_or(tidelog_proto::v1::ErrorReason::Unspecified);
+        if let Ok(v) = reason.as_str_name().parse() {
+            status.metadata_mut().insert(ERROR_REASON_KEY, v);
+        }
+        Error::from(status)
+    }
+}

@@ -40,6 +40,7 @@ async fn produce_raw(
         partition,
         acks: Acks::All as i32,
         batches,
+        request_id: 0,
     })
     .await
     .map(|r| r.into_inner())

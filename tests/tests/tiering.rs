@@ -712,6 +712,7 @@ async fn local_disk_high_water_mark_refuses_producers_retriably_during_an_outage
         b.finish(-1, 0, -1)
     };
     let request = || ProduceRequest {
+        request_id: 0,
         topic: "hw".into(),
         partition: 0,
         acks: Acks::All as i32,

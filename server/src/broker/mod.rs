@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use error::BrokerError;
-pub use partition::{AckMode, FetchResult, Partition};
+pub use partition::{AckMode, Appended, FetchResult, Partition};
 pub use topic::Topic;
 
 use crate::log::LogConfig;

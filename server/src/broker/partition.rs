@@ -25,10 +25,6 @@ use crate::metrics::Metrics;
 use crate::tiering::uploader::LocalLog;
 use crate::tiering::{RemotePartition, RemoteStats, Tiering};
 
-/// How long a batch ahead of its producer's expected sequence waits for the
-/// earlier request to arrive before it is refused as out of order.
-const REORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// When a produce is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckMode {
@@ -36,6 +32,15 @@ pub enum AckMode {
     Durable,
     /// After the write to the page cache.
     Written,
+}
+
+/// Batches appended but not necessarily durable yet.
+#[derive(Debug)]
+pub struct Appended {
+    /// One result per batch.
+    pub results: Vec<AppendResult>,
+    /// Log end after the append: durable once the high watermark reaches it.
+    pub end: i64,
 }
 
 /// A fetch result.
@@ -59,8 +64,6 @@ pub struct Partition {
     /// Set when an fsync failed; the partition refuses writes from then on.
     failed: Mutex<Option<String>>,
     dirty: Notify,
-    /// Woken after every append (requests waiting for a predecessor).
-    appended: Notify,
     bytes_in: IntCounter,
     records_in: IntCounter,
     bytes_out: IntCounter,
@@ -97,7 +100,6 @@ impl Partition {
             high_watermark,
             failed: Mutex::new(None),
             dirty: Notify::new(),
-            appended: Notify::new(),
             bytes_in: metrics.bytes_in.with_label_values(&[topic]),
             records_in: metrics.records_in.with_label_values(&[topic]),
             bytes_out: metrics.bytes_out.with_label_values(&[topic]),
@@ -118,51 +120,42 @@ impl Partition {
         batches: Vec<IncomingBatch>,
         acks: AckMode,
     ) -> Result<Vec<AppendResult>, BrokerError> {
+        let appended = self.append_now(&batches)?;
+        if acks == AckMode::Durable {
+            self.wait_durable(appended.end).await?;
+        }
+        Ok(appended.results)
+    }
+
+    /// Appends validated batches to the page cache and returns at once;
+    /// the data is durable (and readable) once [`Partition::wait_durable`]
+    /// for `end` returns. Requests are appended in the order they call
+    /// this, which is what keeps a pipelined producer's batches in order.
+    pub fn append_now(&self, batches: &[IncomingBatch]) -> Result<Appended, BrokerError> {
         let bytes: usize = batches.iter().map(|b| b.bytes.len()).sum();
-        let reorder_deadline = tokio::time::Instant::now() + REORDER_WAIT;
-        let (results, end, appended_records) = loop {
-            // Registered before the attempt so an append in between wakes it.
-            let appended = self.appended.notified();
-            let attempt = {
-                let mut log = self.log.lock();
-                log.append(&batches, now_ms()).map(|results| {
-                    let n: u64 = results
-                        .iter()
-                        .zip(&batches)
-                        .filter(|(r, _)| !r.duplicate)
-                        .map(|(_, b)| u64::from(b.header.record_count))
-                        .sum();
-                    (results, log.log_end_offset(), n)
-                })
-            };
-            match attempt {
-                // A pipelining producer's requests can arrive out of order
-                // (HTTP/2 streams are independent): a batch ahead of the
-                // expected sequence waits a little for its predecessor.
-                Err(LogError::OutOfOrderSequence { expected, got, .. })
-                    if got > expected && tokio::time::Instant::now() < reorder_deadline =>
-                {
-                    let _ = tokio::time::timeout_at(reorder_deadline, appended).await;
-                }
-                Err(e) => return Err(e.into()),
-                Ok(r) => break r,
-            }
+        let (results, end, appended_records) = {
+            let mut log = self.log.lock();
+            let results = log.append(batches, now_ms())?;
+            let n: u64 = results
+                .iter()
+                .zip(batches)
+                .filter(|(r, _)| !r.duplicate)
+                .map(|(_, b)| u64::from(b.header.record_count))
+                .sum();
+            (results, log.log_end_offset(), n)
         };
         if appended_records > 0 {
             self.bytes_in.inc_by(bytes as u64);
             self.records_in.inc_by(appended_records);
             self.dirty.notify_one();
-            self.appended.notify_waiters();
         }
-        if acks == AckMode::Durable {
-            // Duplicates may refer to data still being flushed: wait for the
-            // end of the log as it is now, which covers both cases.
-            self.wait_durable(end).await?;
-        }
-        Ok(results)
+        // Duplicates may refer to data still being flushed: the end of the
+        // log as it is now covers both cases.
+        Ok(Appended { results, end })
     }
 
-    async fn wait_durable(&self, end: i64) -> Result<(), BrokerError> {
+    /// Waits until everything below `end` is fsynced.
+    pub async fn wait_durable(&self, end: i64) -> Result<(), BrokerError> {
         let mut rx = self.high_watermark.subscribe();
         loop {
             if *rx.borrow_and_update() >= end {

@@ -25,12 +25,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::{Args, Parser, ValueEnum};
-use futures::stream::FuturesUnordered;
-use futures::StreamExt;
 use hdrhistogram::Histogram;
 use tidelog::{
     Acks, Client, Compression, ConsumerConfig, DeliveryFuture, NewTopic, OffsetSpec, Producer,
-    ProducerConfig, ProducerRecord, RecordMetadata, SeekTo, TopicPartition,
+    ProducerConfig, ProducerRecord, SeekTo, TopicPartition,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -119,6 +117,9 @@ pub struct BenchArgs {
     /// Producer linger in ms [default: the SDK's].
     #[arg(long)]
     linger_ms: Option<u64>,
+    /// Produce requests in flight per partition [default: the SDK's].
+    #[arg(long)]
+    max_in_flight: Option<usize>,
     /// Producer batch size in bytes [default: the SDK's].
     #[arg(long)]
     batch_bytes: Option<usize>,
@@ -222,6 +223,12 @@ fn settings(args: &BenchArgs) -> Result<Settings, CliError> {
     };
     if let Some(ms) = args.linger_ms {
         producer.linger = Duration::from_millis(ms);
+    }
+    if let Some(n) = args.max_in_flight {
+        if n == 0 {
+            return usage("--max-in-flight must be at least 1".into());
+        }
+        producer.max_in_flight = n;
     }
     if let Some(b) = args.batch_bytes {
         if b == 0 {
@@ -368,7 +375,7 @@ async fn run(args: BenchArgs) -> Result<(), CliError> {
     let client = Client::connect(args.broker.broker.clone()).await?;
     let partitions = ensure_topic(&client, &s.topic, args.partitions, s.mode).await?;
     let summary = match s.mode {
-        Mode::Produce => produce(&args.broker.broker, &s).await?,
+        Mode::Produce => produce(&args.broker.broker, &s, partitions).await?,
         Mode::E2e => e2e(&args.broker.broker, &s, partitions).await?,
         Mode::Consume | Mode::Catchup => {
             consume(&client, &args.broker.broker, &s, partitions).await?
@@ -507,55 +514,59 @@ struct Quota {
     rate: Option<f64>,
 }
 
+/// Awaits one partition's acknowledgements in send order (a partition
+/// acknowledges in order, so each is timed as it arrives without the cost
+/// of polling every pending record); returns (acknowledged, histogram).
+async fn collect_acks(
+    mut rx: mpsc::UnboundedReceiver<(Instant, DeliveryFuture)>,
+    counters: Arc<Counters>,
+) -> Result<(u64, Histogram<u64>), CliError> {
+    let mut hist = histogram();
+    let mut acked = 0u64;
+    let mut first_error: Option<tidelog::Error> = None;
+    while let Some((sent, fut)) = rx.recv().await {
+        match fut.await {
+            Ok(_) => {
+                record_us(&mut hist, sent.elapsed());
+                acked += 1;
+                counters.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if first_error.is_none() {
+                    first_error = Some(e);
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(CliError::Client(e)),
+        None => Ok((acked, hist)),
+    }
+}
+
 /// Sends records; returns (records acknowledged, send→ack histogram).
 /// With `stamp`, each value starts with the send time (ns since `base`).
+/// Records go to the partitions in turn, a batch's worth each (like the
+/// SDK's sticky partitioner), so each partition's acknowledgements are
+/// awaited in order by a collector task of its own.
+#[allow(clippy::too_many_arguments)]
 async fn produce_task(
     producer: Producer,
     topic: String,
+    partitions: u32,
+    batch_bytes: usize,
     quota: Quota,
     payloads: Arc<Vec<Bytes>>,
     stamp: Option<Instant>,
     counters: Arc<Counters>,
 ) -> Result<(u64, Histogram<u64>), CliError> {
-    // Acknowledgements are awaited by a separate task so their latency is
-    // taken when they arrive, not when this task gets around to them.
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, DeliveryFuture)>();
-    let ack_counters = Arc::clone(&counters);
-    let collector = tokio::spawn(async move {
-        let mut hist = histogram();
-        let mut pending = FuturesUnordered::new();
-        let mut acked = 0u64;
-        let mut open = true;
-        let mut first_error: Option<tidelog::Error> = None;
-        loop {
-            tokio::select! {
-                item = rx.recv(), if open => match item {
-                    Some((sent, fut)) => pending.push(async move {
-                        let r: tidelog::Result<RecordMetadata> = fut.await;
-                        (sent.elapsed(), r)
-                    }),
-                    None => open = false,
-                },
-                Some((took, r)) = pending.next(), if !pending.is_empty() => match r {
-                    Ok(_) => {
-                        record_us(&mut hist, took);
-                        acked += 1;
-                        ack_counters.acked.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        if first_error.is_none() {
-                            first_error = Some(e);
-                        }
-                    }
-                },
-                else => break,
-            }
-        }
-        match first_error {
-            Some(e) => Err(CliError::Client(e)),
-            None => Ok((acked, hist)),
-        }
-    });
+    let mut senders = Vec::new();
+    let mut collectors = Vec::new();
+    for _ in 0..partitions.max(1) {
+        let (tx, rx) = mpsc::unbounded_channel::<(Instant, DeliveryFuture)>();
+        senders.push(tx);
+        collectors.push(tokio::spawn(collect_acks(rx, Arc::clone(&counters))));
+    }
     let started = Instant::now();
     let mut n: u64 = 0;
     let size = payloads.first().map_or(0, Bytes::len);
@@ -587,26 +598,48 @@ async fn produce_task(
             }
             None => payload.clone(),
         };
+        let p =
+            ((n * size as u64) / batch_bytes.max(1) as u64 % u64::from(partitions.max(1))) as u32;
         let fut = producer
-            .enqueue(ProducerRecord::new(topic.as_str(), value))
+            .enqueue(ProducerRecord::new(topic.as_str(), value).partition(p))
             .await?;
         counters.sent.fetch_add(1, Ordering::Relaxed);
-        if tx.send((sent_at, fut)).is_err() {
+        if senders[p as usize].send((sent_at, fut)).is_err() {
             break; // the collector stopped on an error
         }
         n += 1;
     }
     producer.flush().await?;
-    drop(tx);
-    collector
-        .await
-        .map_err(|e| CliError::Usage(format!("acknowledgement task failed: {e}")))?
+    drop(senders);
+    let mut total = 0;
+    let mut hist = histogram();
+    let mut first_error = None;
+    for c in collectors {
+        match c.await {
+            Ok(Ok((n, h))) => {
+                total += n;
+                let _ = hist.add(&h);
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error
+                    .get_or_insert(CliError::Usage(format!("acknowledgement task failed: {e}")));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok((total, hist)),
+    }
 }
 
 /// Starts `s.producers` producers, each on its own connection.
 async fn run_producers(
     broker: &str,
     s: &Settings,
+    partitions: u32,
     records: Option<u64>,
     stamp: Option<Instant>,
     counters: &Arc<Counters>,
@@ -629,6 +662,8 @@ async fn run_producers(
         tasks.push(tokio::spawn(produce_task(
             producer,
             s.topic.clone(),
+            partitions,
+            s.producer.batch_bytes,
             quota,
             Arc::clone(&payloads),
             stamp,
@@ -651,12 +686,12 @@ async fn join_producers(tasks: Vec<ProducerTask>) -> Result<(u64, Histogram<u64>
     Ok((total, hist))
 }
 
-async fn produce(broker: &str, s: &Settings) -> Result<Summary, CliError> {
+async fn produce(broker: &str, s: &Settings, partitions: u32) -> Result<Summary, CliError> {
     let counters = Arc::new(Counters::default());
     let stop = CancellationToken::new();
     let progress = spawn_progress(s.mode, Arc::clone(&counters), s.record_size, stop.clone());
     let started = Instant::now();
-    let tasks = run_producers(broker, s, s.records, None, &counters).await?;
+    let tasks = run_producers(broker, s, partitions, s.records, None, &counters).await?;
     let result = join_producers(tasks).await;
     let seconds = started.elapsed().as_secs_f64();
     stop.cancel();
@@ -737,7 +772,7 @@ async fn e2e(broker: &str, s: &Settings, partitions: u32) -> Result<Summary, Cli
     let progress = spawn_progress(s.mode, Arc::clone(&counters), s.record_size, stop.clone());
     let started = Instant::now();
     let produced = async {
-        let tasks = run_producers(broker, s, s.records, Some(base), &counters).await?;
+        let tasks = run_producers(broker, s, partitions, s.records, Some(base), &counters).await?;
         join_producers(tasks).await
     }
     .await;
@@ -877,7 +912,7 @@ async fn consume(
             s.record_size,
             stop.clone(),
         );
-        let tasks = run_producers(broker, &prep, Some(missing), None, &counters).await;
+        let tasks = run_producers(broker, &prep, partitions, Some(missing), None, &counters).await;
         let joined = match tasks {
             Ok(t) => join_producers(t).await,
             Err(e) => Err(e),

@@ -2,8 +2,8 @@
 //!
 //! For each producer id the partition remembers its epoch and its last
 //! [`MAX_REMEMBERED`] batches (sequence range and base offset): enough for
-//! a retry of any request in a pipelined client's window (5 requests of up
-//! to 16 batches with the SDK's defaults). A retried
+//! a retry of any request in a pipelined client's window (the SDK keeps at
+//! most that many batches of a partition unanswered). A retried
 //! batch is recognised and answered with its original offsets; a sequence
 //! gap or an old epoch is refused. The table is snapshotted to a file when a
 //! segment rolls and rebuilt on start-up from that snapshot plus the active
@@ -19,7 +19,7 @@ use super::error::LogError;
 
 /// Batches remembered per producer. Kafka keeps 5 (one batch per request,
 /// 5 requests in flight); a Tidelog request carries several batches.
-pub const MAX_REMEMBERED: usize = 128;
+pub const MAX_REMEMBERED: usize = tidelog_proto::DEDUPE_WINDOW_BATCHES;
 
 /// A remembered batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

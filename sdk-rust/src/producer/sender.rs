@@ -1,0 +1,483 @@
+//! The per-partition sender: takes batches from the partition's queue,
+//! stamps them with the producer id and sequence numbers, and keeps up to
+//! `max_in_flight` requests outstanding on one `ProduceStream`.
+//!
+//! The stream keeps requests in order end to end: the broker appends and
+//! answers them in the order sent. When a request fails the broker appends
+//! nothing of it, and the requests sent after it are refused as out of
+//! sequence (also appending nothing): they are sent again, in order, behind
+//! it (retriable errors) or re-stamped under a new producer epoch (failed
+//! for good), so no record lands twice or out of order. A broken stream is
+//! reopened and everything unanswered is sent again; the broker recognises
+//! what it already has by the sequence numbers.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tidelog_proto::batch::restamp_producer;
+use tidelog_proto::v1::{
+    producer_client::ProducerClient, Acks as WireAcks, ProduceRequest, ProduceStreamResponse,
+};
+use tidelog_proto::DEDUPE_WINDOW_BATCHES;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::accumulator::{PartitionQueue, Ready, ReadyBatch};
+use super::delivery::BatchOutcome;
+use super::{Acks, Shared};
+use crate::client::MAX_MESSAGE_BYTES;
+use crate::error::{Error, Result};
+
+/// A batch on the wire.
+struct SentBatch {
+    bytes: Bytes,
+    outcome: Arc<BatchOutcome>,
+    records: u32,
+    permits: usize,
+}
+
+/// A produce request on its way.
+struct InFlight {
+    batches: Vec<SentBatch>,
+    epoch: i16,
+    first_seq: i32,
+    request_id: u64,
+    /// The sender's failure count when this was (last) sent: a refusal as
+    /// out of sequence is expected if an earlier request failed since.
+    sent_after_failures: u64,
+    sent_at: Instant,
+    /// When its records' delivery timeout runs out.
+    give_up_at: Instant,
+}
+
+/// One `ProduceStream` call.
+struct Session {
+    requests: mpsc::Sender<ProduceRequest>,
+    answers: tonic::Streaming<ProduceStreamResponse>,
+}
+
+impl Session {
+    async fn open(shared: &Shared) -> Result<Session> {
+        let mut client = ProducerClient::new(shared.client.channel())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        // Room for the whole window: sending never waits on the channel.
+        let (tx, rx) = mpsc::channel(shared.config.max_in_flight.max(1) + 1);
+        let answers = shared
+            .client
+            .call(client.produce_stream(ReceiverStream::new(rx)))
+            .await?;
+        Ok(Session {
+            requests: tx,
+            answers,
+        })
+    }
+}
+
+/// What the sender loop woke up for.
+enum Event {
+    Answer(Result<ProduceStreamResponse>),
+    Woken,
+    /// The oldest request went unanswered for the request timeout.
+    Stalled,
+}
+
+/// The per-partition sender's state.
+pub(crate) struct Sender {
+    shared: Arc<Shared>,
+    queue: Arc<PartitionQueue>,
+    partition: u32,
+    acks: i32,
+    sequence: i32,
+    epoch: i16,
+    next_request_id: u64,
+    /// Requests that failed or were refused so far.
+    failures: u64,
+    in_flight: VecDeque<InFlight>,
+    session: Option<Session>,
+    /// Set after a failure: send nothing new until the window is empty, so
+    /// records re-sent under a new epoch keep their place in line.
+    draining: bool,
+    backoff: Duration,
+}
+
+impl Sender {
+    pub(crate) fn new(shared: Arc<Shared>, queue: Arc<PartitionQueue>, partition: u32) -> Self {
+        let acks = match shared.config.acks {
+            Acks::All => WireAcks::All as i32,
+            Acks::Leader => WireAcks::Leader as i32,
+        };
+        let backoff = shared.config.retry_backoff;
+        Sender {
+            shared,
+            queue,
+            partition,
+            acks,
+            sequence: 0,
+            epoch: 0,
+            next_request_id: 0,
+            failures: 0,
+            in_flight: VecDeque::new(),
+            session: None,
+            draining: false,
+            backoff,
+        }
+    }
+
+    /// Runs until the producer is closed and everything is answered.
+    pub(crate) async fn run(mut self) {
+        let max_in_flight = self.max_in_flight();
+        loop {
+            if self.in_flight.is_empty() {
+                self.draining = false;
+            } else if self.session.is_none() {
+                if let Err(e) = self.reconnect().await {
+                    self.connection_failed(e).await;
+                    continue;
+                }
+            }
+            let can_send = !self.draining && self.in_flight.len() < max_in_flight;
+            // Registered before looking at the queue so a record arriving in
+            // between still wakes the loop.
+            let queue = Arc::clone(&self.queue);
+            let woken = queue.wake.notified();
+            let mut deadline = None;
+            if can_send {
+                let hurry = self.shared.flushing.load(Ordering::Acquire) > 0
+                    || self.shared.closed.load(Ordering::Acquire);
+                match queue.readiness(hurry, self.shared.config.linger) {
+                    Ready::Now => {
+                        if self.session.is_none() {
+                            if let Err(e) = self.reconnect().await {
+                                self.cannot_connect(e).await;
+                                continue;
+                            }
+                        }
+                        let batches = queue.take(
+                            self.shared.config.max_request_bytes,
+                            self.max_batches_per_request(),
+                            true,
+                        );
+                        if !batches.is_empty() {
+                            self.send_new(batches);
+                        }
+                        continue;
+                    }
+                    Ready::At(d) => deadline = Some(d),
+                    Ready::Empty => {
+                        if self.in_flight.is_empty() && self.shared.closed.load(Ordering::Acquire) {
+                            return;
+                        }
+                    }
+                }
+            }
+            let stall_at = self
+                .in_flight
+                .front()
+                .map(|f| f.sent_at + self.shared.client.config().request_timeout);
+            let event = match (&mut self.session, self.in_flight.is_empty()) {
+                (Some(session), false) => tokio::select! {
+                    answer = session.answers.message() => Event::Answer(match answer {
+                        Ok(Some(a)) => Ok(a),
+                        Ok(None) => Err(Error::Unavailable("the broker ended the produce stream".into())),
+                        Err(status) => Err(Error::from(status)),
+                    }),
+                    _ = woken, if can_send => Event::Woken,
+                    _ = sleep_until(deadline) => Event::Woken,
+                    _ = sleep_until(stall_at) => Event::Stalled,
+                },
+                _ => {
+                    tokio::select! {
+                        _ = woken => {},
+                        _ = sleep_until(deadline) => {},
+                    }
+                    Event::Woken
+                }
+            };
+            match event {
+                Event::Woken => {}
+                Event::Stalled => {
+                    let e = Error::Timeout(format!(
+                        "no produce answer within {:?}",
+                        self.shared.client.config().request_timeout
+                    ));
+                    self.connection_failed(e).await;
+                }
+                Event::Answer(Err(e)) => self.connection_failed(e).await,
+                Event::Answer(Ok(answer)) => self.answered(answer).await,
+            }
+        }
+    }
+
+    /// Keeps the whole window within what the broker remembers for
+    /// recognising retries.
+    fn max_batches_per_request(&self) -> usize {
+        DEDUPE_WINDOW_BATCHES / self.max_in_flight()
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.shared
+            .config
+            .max_in_flight
+            .clamp(1, DEDUPE_WINDOW_BATCHES)
+    }
+
+    /// Stamps new batches with the next sequence numbers and sends them.
+    fn send_new(&mut self, batches: Vec<ReadyBatch>) {
+        let first_seq = self.sequence;
+        let batches = batches
+            .into_iter()
+            .map(|b| {
+                let bytes = b
+                    .builder
+                    .finish(self.shared.producer_id, self.epoch, self.sequence);
+                self.sequence = next_sequence(self.sequence, b.records);
+                SentBatch {
+                    bytes,
+                    outcome: b.outcome,
+                    records: b.records,
+                    permits: b.permits,
+                }
+            })
+            .collect();
+        let now = Instant::now();
+        self.transmit(InFlight {
+            batches,
+            epoch: self.epoch,
+            first_seq,
+            request_id: 0,
+            sent_after_failures: self.failures,
+            sent_at: now,
+            give_up_at: now + self.shared.config.delivery_timeout,
+        });
+    }
+
+    /// Sends a request on the current stream (if any) and puts it at the
+    /// back of the window; without a stream it waits for the reconnect,
+    /// which sends the whole window again.
+    fn transmit(&mut self, mut request: InFlight) {
+        request.request_id = self.next_request_id;
+        self.next_request_id += 1;
+        request.sent_at = Instant::now();
+        if let Some(session) = &self.session {
+            let sent = session.requests.try_send(ProduceRequest {
+                topic: self.queue.topic().to_string(),
+                partition: self.partition,
+                acks: self.acks,
+                batches: request.batches.iter().map(|b| b.bytes.clone()).collect(),
+                request_id: request.request_id,
+            });
+            if sent.is_err() {
+                self.session = None;
+            }
+        }
+        self.in_flight.push_back(request);
+    }
+
+    /// Opens a new stream and sends every unanswered request again, in
+    /// order.
+    async fn reconnect(&mut self) -> Result<()> {
+        self.session = None;
+        let session = Session::open(&self.shared).await?;
+        self.session = Some(session);
+        let window: Vec<InFlight> = self.in_flight.drain(..).collect();
+        for request in window {
+            self.transmit(request);
+        }
+        Ok(())
+    }
+
+    async fn sleep_backoff(&mut self) {
+        tokio::time::sleep(self.backoff).await;
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(1));
+    }
+
+    /// No stream could be opened for queued records (nothing in flight):
+    /// fails them when the error is final or their delivery timeout ran
+    /// out, otherwise waits a back-off before the next try.
+    async fn cannot_connect(&mut self, e: Error) {
+        let expired = self
+            .queue
+            .oldest()
+            .is_some_and(|t| t + self.shared.config.delivery_timeout <= Instant::now());
+        if expired || !e.is_retriable() {
+            for b in self.queue.take(usize::MAX, usize::MAX, true) {
+                self.settle(&b.outcome, b.records, b.permits, Err(e.clone()));
+            }
+            return;
+        }
+        self.sleep_backoff().await;
+    }
+
+    /// The stream broke, could not be opened, or stalled: the outcome of
+    /// everything in flight is unknown. Gives up on the window once its
+    /// oldest request is past its delivery timeout (under a new epoch,
+    /// since some of it may have been written); otherwise sends it all
+    /// again on a new stream after a back-off.
+    async fn connection_failed(&mut self, e: Error) {
+        tracing::debug!(error = %e, topic = %self.queue.topic(), partition = self.partition, "produce stream failed; reconnecting");
+        self.session = None;
+        self.failures += 1;
+        let now = Instant::now();
+        let expired = self
+            .in_flight
+            .front()
+            .is_some_and(|f| f.give_up_at <= now + self.backoff);
+        if expired || (!e.is_retriable() && !self.in_flight.is_empty()) {
+            // The whole window: re-sending only part of it could reorder.
+            let window: Vec<InFlight> = self.in_flight.drain(..).collect();
+            self.new_epoch();
+            for request in window {
+                self.fail_request(request, &e);
+            }
+            return;
+        }
+        self.sleep_backoff().await;
+        if let Err(e) = self.reconnect().await {
+            tracing::debug!(error = %e, "produce stream reconnect failed");
+        }
+    }
+
+    /// Handles the answer to the oldest request in flight.
+    async fn answered(&mut self, answer: ProduceStreamResponse) {
+        let Some(done) = self.in_flight.pop_front() else {
+            return;
+        };
+        if answer.request_id != done.request_id {
+            // Answers come in request order; anything else means the stream
+            // is not what we think it is. Start over on a new one.
+            let e = Error::Unavailable(format!(
+                "produce answer {} arrived while {} was expected",
+                answer.request_id, done.request_id
+            ));
+            self.in_flight.push_front(done);
+            self.connection_failed(e).await;
+            return;
+        }
+        let outcome = match (answer.response, answer.error) {
+            (_, Some(error)) => Err(Error::from(error)),
+            (Some(resp), None) if resp.results.len() == done.batches.len() => Ok(resp),
+            (resp, None) => Err(Error::Broker {
+                code: tonic::Code::Internal,
+                message: format!(
+                    "broker answered {} results for {} batches",
+                    resp.map_or(0, |r| r.results.len()),
+                    done.batches.len()
+                ),
+            }),
+        };
+        match outcome {
+            Ok(resp) => {
+                self.backoff = self.shared.config.retry_backoff;
+                for (b, r) in done.batches.iter().zip(&resp.results) {
+                    self.settle(&b.outcome, b.records, b.permits, Ok(r.base_offset));
+                }
+            }
+            // Refused without appending because an earlier request failed
+            // after this one was sent, or because a failure changed the
+            // epoch: send it again behind the earlier ones.
+            Err(Error::OutOfOrderSequence(_) | Error::ProducerFenced(_))
+                if done.sent_after_failures < self.failures || done.epoch != self.epoch =>
+            {
+                let mut request = done;
+                if request.epoch != self.epoch {
+                    self.restamp(&mut request);
+                }
+                request.sent_after_failures = self.failures;
+                self.transmit(request);
+            }
+            // Retriable (the broker appended nothing): send it again, the
+            // same numbers, behind what is in flight; those are refused as
+            // out of sequence and follow it.
+            Err(e) if e.is_retriable() && Instant::now() + self.backoff < done.give_up_at => {
+                tracing::debug!(error = %e, topic = %self.queue.topic(), partition = self.partition, "retrying produce");
+                self.failures += 1;
+                self.sleep_backoff().await;
+                let mut request = done;
+                request.sent_after_failures = self.failures;
+                self.transmit(request);
+            }
+            Err(e) => {
+                self.failures += 1;
+                match &e {
+                    // Nothing of the request was appended and nothing else
+                    // is in flight: reuse the numbers.
+                    Error::RecordTooLarge(_)
+                    | Error::CorruptBatch(_)
+                    | Error::InvalidRequest(_)
+                        if self.in_flight.is_empty() && done.epoch == self.epoch =>
+                    {
+                        self.sequence = done.first_seq;
+                    }
+                    // Unknown outcome or sequence trouble: a new epoch resets
+                    // the broker's expectations for this producer.
+                    _ => self.new_epoch(),
+                }
+                self.fail_request(done, &e);
+            }
+        }
+    }
+
+    /// Gives a refused request the current epoch and fresh sequence numbers.
+    fn restamp(&mut self, request: &mut InFlight) {
+        request.first_seq = self.sequence;
+        for b in &mut request.batches {
+            b.bytes =
+                restamp_producer(&b.bytes, self.shared.producer_id, self.epoch, self.sequence);
+            self.sequence = next_sequence(self.sequence, b.records);
+        }
+        request.epoch = self.epoch;
+    }
+
+    fn new_epoch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1).max(0);
+        self.sequence = 0;
+        self.draining = true;
+    }
+
+    fn fail_request(&self, request: InFlight, e: &Error) {
+        for b in &request.batches {
+            self.settle(&b.outcome, b.records, b.permits, Err(e.clone()));
+        }
+    }
+
+    /// Settles a batch: its futures resolve, its buffer space is returned.
+    fn settle(&self, outcome: &BatchOutcome, records: u32, permits: usize, r: Result<i64>) {
+        outcome.complete(r);
+        self.shared.release(records as usize, permits);
+    }
+}
+
+/// Sequence numbers wrap to 0 after `i32::MAX`, as the broker expects.
+fn next_sequence(seq: i32, records: u32) -> i32 {
+    let next = i64::from(seq) + i64::from(records);
+    if next > i64::from(i32::MAX) {
+        (next - i64::from(i32::MAX) - 1) as i32
+    } else {
+        next as i32
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_sequence;
+
+    #[test]
+    fn sequences_wrap_like_the_broker_expects() {
+        assert_eq!(next_sequence(0, 10), 10);
+        assert_eq!(next_sequence(i32::MAX - 1, 1), i32::MAX);
+        assert_eq!(next_sequence(i32::MAX, 1), 0);
+        assert_eq!(next_sequence(i32::MAX - 1, 3), 1);
+    }
+}
