@@ -174,6 +174,10 @@ pub struct Consumer {
 struct ReadyBatch {
     tp: TopicPartition,
     records: VecDeque<ConsumerRecord>,
+    /// One past the last record handed out from this batch; applied to the
+    /// partition's position when the batch is used up (one map lookup per
+    /// batch instead of per record).
+    delivered: Option<i64>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -240,7 +244,12 @@ impl Consumer {
     /// partition (last returned + 1), once positioned. This is what a
     /// consumer commits.
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
-        self.partitions.get(tp).and_then(|s| s.position)
+        let state = self.partitions.get(tp)?;
+        self.ready
+            .front()
+            .filter(|b| b.tp == *tp)
+            .and_then(|b| b.delivered)
+            .or(state.position)
     }
 
     /// Latest high watermark seen for a partition (-1 before any fetch).
@@ -358,12 +367,15 @@ impl Consumer {
     fn pop_ready(&mut self) -> Option<ConsumerRecord> {
         while let Some(batch) = self.ready.front_mut() {
             if let Some(r) = batch.records.pop_front() {
-                if let Some(state) = self.partitions.get_mut(&batch.tp) {
-                    state.position = Some(r.offset + 1);
-                }
+                batch.delivered = Some(r.offset + 1);
                 return Some(r);
             }
-            self.ready.pop_front();
+            if let Some(done) = self.ready.pop_front() {
+                if let (Some(state), Some(p)) = (self.partitions.get_mut(&done.tp), done.delivered)
+                {
+                    state.position = Some(p);
+                }
+            }
         }
         None
     }
@@ -389,7 +401,11 @@ impl Consumer {
                     records.into_iter().filter(|r| r.offset >= from).collect();
                 if let Some(last) = records.back() {
                     state.fetched = last.offset + 1;
-                    self.ready.push_back(ReadyBatch { tp, records });
+                    self.ready.push_back(ReadyBatch {
+                        tp,
+                        records,
+                        delivered: None,
+                    });
                 }
                 Ok(())
             }

@@ -12,6 +12,7 @@ use tidelog_proto::v1::{
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Api, MAX_MESSAGE_BYTES};
@@ -132,7 +133,15 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
         .add_service(AdminServer::new(api.clone()))
         .add_service(GroupsServer::new(api))
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(grpc_listener),
+            // The builder's `tcp_nodelay` only reaches listeners tonic binds
+            // itself: set it here, or small answers wait out Nagle's 40 ms.
+            TcpListenerStream::new(grpc_listener).map(|conn| {
+                conn.inspect(|stream| {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::warn!(error = %e, "could not set TCP_NODELAY");
+                    }
+                })
+            }),
             shutdown.clone().cancelled_owned(),
         );
     http_state.ready.store(true, Ordering::Release);
