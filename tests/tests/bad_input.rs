@@ -281,3 +281,86 @@ async fn idempotent_retries_are_not_written_twice() {
         4
     );
 }
+
+/// On the pipelined `ProduceStream`, a bad request gets an error answer of
+/// its own (same code and reason as the unary call), appends nothing, and
+/// the stream goes on: later requests are still appended and answered, in
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_stream_answers_each_request_in_order_and_survives_bad_ones() {
+    let broker = BrokerProcess::start();
+    let client = broker.client().await;
+    client
+        .admin()
+        .create_topic(NewTopic::new("s", 1))
+        .await
+        .expect("create");
+    let mut c = ProducerClient::connect(format!("http://{}", broker.addr))
+        .await
+        .expect("connect");
+    let good = batch(&["a", "b"], -1, -1);
+    let mut corrupt = good.to_vec();
+    corrupt[CRC_START + 3] ^= 0x01;
+    let request = |id: u64, topic: &str, batches: Vec<Bytes>| ProduceRequest {
+        topic: topic.into(),
+        partition: 0,
+        acks: Acks::All as i32,
+        batches,
+        request_id: id,
+    };
+    let requests = vec![
+        request(1, "s", vec![good.clone()]),
+        request(2, "s", vec![good.clone(), Bytes::from(corrupt)]),
+        request(3, "nope", vec![good.clone()]),
+        request(4, "s", vec![]),
+        request(5, "s", vec![good.clone()]),
+    ];
+    let mut answers = c
+        .produce_stream(futures::stream::iter(requests))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(a) = answers.message().await.expect("answer") {
+        got.push(a);
+    }
+    let ids: Vec<u64> = got.iter().map(|a| a.request_id).collect();
+    assert_eq!(ids, vec![1, 2, 3, 4, 5], "answered once each, in order");
+    let offsets = |i: usize| {
+        got[i]
+            .response
+            .as_ref()
+            .map(|r| r.results.iter().map(|b| b.base_offset).collect::<Vec<_>>())
+    };
+    assert_eq!(offsets(0), Some(vec![0]));
+    let reasons: Vec<(i32, String)> = got[1..4]
+        .iter()
+        .map(|a| {
+            let e = a.error.as_ref().expect("an error answer");
+            (
+                e.code,
+                tidelog_proto::v1::ErrorReason::try_from(e.reason)
+                    .map(|r| r.as_str_name().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (Code::InvalidArgument as i32, "CORRUPT_BATCH".to_string()),
+            (Code::NotFound as i32, "UNKNOWN_TOPIC".to_string()),
+            (Code::InvalidArgument as i32, "INVALID_REQUEST".to_string()),
+        ]
+    );
+    // Nothing of the corrupt request was appended: the last good one
+    // follows the first directly.
+    assert_eq!(offsets(4), Some(vec![2]));
+    let latest = client
+        .admin()
+        .list_offsets("s", 0, OffsetSpec::Latest)
+        .await
+        .expect("latest")
+        .0;
+    assert_eq!(latest, 4);
+}
