@@ -544,6 +544,110 @@ async fn collect_acks(
     }
 }
 
+/// How early a paced record may go out with the ones before it.
+const PACING_SLACK: Duration = Duration::from_micros(200);
+
+/// What one producer sends, and where its acknowledgements go.
+struct Sends {
+    topic: String,
+    partitions: u32,
+    batch_bytes: usize,
+    quota: Quota,
+    size: usize,
+    payloads: Arc<Vec<Bytes>>,
+    stamp: Option<Instant>,
+    counters: Arc<Counters>,
+    senders: AckSenders,
+}
+
+type AckSenders = Vec<mpsc::UnboundedSender<(Instant, DeliveryFuture)>>;
+
+impl Sends {
+    /// Whether record `n` is past the quota.
+    fn done(&self, n: u64) -> bool {
+        self.quota.records.is_some_and(|max| n >= max)
+            || self.quota.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Record `n`, sent (or scheduled) at `sent_at`, and its partition:
+    /// the partitions in turn, a batch's worth each.
+    fn record(&self, n: u64, sent_at: Instant) -> (u32, ProducerRecord) {
+        let payload = &self.payloads[(n as usize) % self.payloads.len()];
+        let value = match self.stamp {
+            Some(base) => {
+                let mut v = BytesMut::with_capacity(self.size);
+                v.put_u64_le(sent_at.saturating_duration_since(base).as_nanos() as u64);
+                v.put_slice(&payload[8..]);
+                v.freeze()
+            }
+            None => payload.clone(),
+        };
+        let p =
+            ((n * self.size as u64) / self.batch_bytes as u64 % u64::from(self.partitions)) as u32;
+        (
+            p,
+            ProducerRecord::new(self.topic.as_str(), value).partition(p),
+        )
+    }
+
+    /// Hands an acknowledgement to its partition's collector; false when
+    /// the collector stopped (on an error).
+    fn track(&self, p: u32, sent_at: Instant, fut: DeliveryFuture) -> bool {
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        self.senders[p as usize].send((sent_at, fut)).is_ok()
+    }
+
+    /// As fast as the producer takes them.
+    async fn run(self, producer: &Producer) -> Result<AckSenders, CliError> {
+        let mut n = 0;
+        while !self.done(n) {
+            let now = Instant::now();
+            let (p, record) = self.record(n, now);
+            let fut = producer.enqueue(record).await?;
+            if !self.track(p, now, fut) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(self.senders)
+    }
+
+    /// At `quota.rate` records/s. Latency counts from each record's
+    /// scheduled send time, so a sender that falls behind does not hide the
+    /// wait (coordinated omission).
+    fn run_paced(
+        self,
+        producer: &Producer,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<AckSenders, CliError> {
+        let rate = self.quota.rate.unwrap_or(f64::MAX);
+        let started = Instant::now();
+        let mut n = 0;
+        while !self.done(n) {
+            let due = started + Duration::from_secs_f64(n as f64 / rate);
+            let mut now = Instant::now();
+            // Sleeping per record would cost a wake-up every 20 µs at
+            // 50 MB/s: records due within PACING_SLACK go out together.
+            if due > now + PACING_SLACK {
+                std::thread::sleep(due - now);
+                now = Instant::now();
+            }
+            // Early records count from when they were really sent.
+            let sent_at = due.max(now);
+            let (p, record) = self.record(n, sent_at);
+            let fut = match producer.try_enqueue(record) {
+                Ok(f) => f,
+                Err(record) => runtime.block_on(producer.enqueue(record))?,
+            };
+            if !self.track(p, sent_at, fut) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(self.senders)
+    }
+}
+
 /// Sends records; returns (records acknowledged, send→ack histogram).
 /// With `stamp`, each value starts with the send time (ns since `base`).
 /// Records go to the partitions in turn, a batch's worth each (like the
@@ -567,48 +671,29 @@ async fn produce_task(
         senders.push(tx);
         collectors.push(tokio::spawn(collect_acks(rx, Arc::clone(&counters))));
     }
-    let started = Instant::now();
-    let mut n: u64 = 0;
-    let size = payloads.first().map_or(0, Bytes::len);
-    loop {
-        if quota.records.is_some_and(|max| n >= max) {
-            break;
-        }
-        let now = Instant::now();
-        if quota.deadline.is_some_and(|d| now >= d) {
-            break;
-        }
-        let mut sent_at = now;
-        if let Some(rate) = quota.rate {
-            let due = started + Duration::from_secs_f64(n as f64 / rate);
-            if due > now {
-                tokio::time::sleep_until(due.into()).await;
-            }
-            // Latency counts from the scheduled send time, so a stalled
-            // sender does not hide waiting (coordinated omission).
-            sent_at = due;
-        }
-        let payload = &payloads[(n as usize) % payloads.len()];
-        let value = match stamp {
-            Some(base) => {
-                let mut v = BytesMut::with_capacity(size);
-                v.put_u64_le(sent_at.saturating_duration_since(base).as_nanos() as u64);
-                v.put_slice(&payload[8..]);
-                v.freeze()
-            }
-            None => payload.clone(),
-        };
-        let p =
-            ((n * size as u64) / batch_bytes.max(1) as u64 % u64::from(partitions.max(1))) as u32;
-        let fut = producer
-            .enqueue(ProducerRecord::new(topic.as_str(), value).partition(p))
-            .await?;
-        counters.sent.fetch_add(1, Ordering::Relaxed);
-        if senders[p as usize].send((sent_at, fut)).is_err() {
-            break; // the collector stopped on an error
-        }
-        n += 1;
-    }
+    let sends = Sends {
+        topic,
+        partitions: partitions.max(1),
+        batch_bytes: batch_bytes.max(1),
+        quota,
+        size: payloads.first().map_or(0, Bytes::len),
+        payloads,
+        stamp,
+        counters,
+        senders,
+    };
+    let senders = if quota.rate.is_some() {
+        // Paced sends run on a thread of their own with sub-millisecond
+        // sleeps: Tokio's timer ticks in whole milliseconds, which would add
+        // up to 1 ms of the generator's own lateness to every latency.
+        let producer = producer.clone();
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || sends.run_paced(&producer, &runtime))
+            .await
+            .map_err(|e| CliError::Usage(format!("sender thread failed: {e}")))??
+    } else {
+        sends.run(&producer).await?
+    };
     producer.flush().await?;
     drop(senders);
     let mut total = 0;
