@@ -219,14 +219,14 @@ impl BatchHeader {
         self.base_offset + i64::from(self.record_count)
     }
 
-    /// Sequence number of the last record (wrapping like Kafka's).
+    /// Sequence number of the last record. Sequences wrap from `i32::MAX`
+    /// to 0, as Kafka's do: a batch of 5 starting at `i32::MAX - 1` ends at 2.
     pub fn last_sequence(&self) -> i32 {
         if self.base_sequence < 0 {
             return -1;
         }
-        self.base_sequence
-            .wrapping_add(self.record_count as i32 - 1)
-            .max(0)
+        let last = i64::from(self.base_sequence) + i64::from(self.record_count.max(1)) - 1;
+        (last % (i64::from(i32::MAX) + 1)) as i32
     }
 
     /// The compression codec.
@@ -1248,5 +1248,21 @@ mod tests {
         );
         assert_eq!(h.record_count, 2);
         assert_eq!(&again[HEADER_LEN..], &batch[HEADER_LEN..]);
+    }
+
+    #[test]
+    fn last_sequence_wraps_to_zero_like_kafka() {
+        let header = |base: i32, count: u32| {
+            let mut b = BatchBuilder::new(Compression::None, 0);
+            for _ in 0..count {
+                b.push(0, None, Some(b"v"), &[]);
+            }
+            validate_batch(&b.finish(1, 0, base)).expect("valid")
+        };
+        assert_eq!(header(0, 3).last_sequence(), 2);
+        assert_eq!(header(i32::MAX - 1, 2).last_sequence(), i32::MAX);
+        assert_eq!(header(i32::MAX - 1, 3).last_sequence(), 0);
+        assert_eq!(header(i32::MAX - 1, 5).last_sequence(), 2);
+        assert_eq!(header(-1, 5).last_sequence(), -1);
     }
 }

@@ -11,12 +11,12 @@ use bytes::Bytes;
 use tidelog_proto::batch::{BatchBuilder, Compression};
 use tokio::sync::Notify;
 
-use super::delivery::{BatchOutcome, DeliveryFuture};
+use super::delivery::{DeliveryFuture, OutcomeGuard};
 
 /// A batch being filled.
 struct OpenBatch {
     builder: BatchBuilder,
-    outcome: Arc<BatchOutcome>,
+    outcome: OutcomeGuard,
     /// Sum of its records' sizes.
     bytes: usize,
     /// Buffer permits its records hold (returned when it is settled).
@@ -28,7 +28,7 @@ struct OpenBatch {
 /// the sender stamps when it assigns sequence numbers.
 pub(crate) struct ReadyBatch {
     pub(crate) builder: BatchBuilder,
-    pub(crate) outcome: Arc<BatchOutcome>,
+    pub(crate) outcome: OutcomeGuard,
     pub(crate) records: u32,
     pub(crate) bytes: usize,
     pub(crate) permits: usize,
@@ -116,7 +116,7 @@ impl PartitionQueue {
                 let capacity = state.last_batch_bytes.max(size).min(batch_bytes) + 64;
                 state.open.insert(OpenBatch {
                     builder: BatchBuilder::with_capacity(compression, timestamp, capacity),
-                    outcome: BatchOutcome::new(Arc::clone(&self.topic), self.partition),
+                    outcome: OutcomeGuard::new(Arc::clone(&self.topic), self.partition),
                     bytes: 0,
                     permits: 0,
                     created: Instant::now(),
@@ -127,7 +127,7 @@ impl PartitionQueue {
         open.builder.push(timestamp, key, value, headers);
         open.bytes += size;
         open.permits += permits;
-        let future = DeliveryFuture::new(Arc::clone(&open.outcome), index, timestamp);
+        let future = DeliveryFuture::new(open.outcome.share(), index, timestamp);
         if open.bytes >= batch_bytes {
             close(&mut state);
             wake = true;

@@ -69,6 +69,37 @@ impl BatchOutcome {
     }
 }
 
+/// The producer's handle on a batch's outcome. Should the batch be dropped
+/// without being settled (its sender task ended early), its records fail
+/// with [`Error::Closed`] instead of waiting forever.
+#[derive(Debug)]
+pub(crate) struct OutcomeGuard(Arc<BatchOutcome>);
+
+impl OutcomeGuard {
+    pub(crate) fn new(topic: Arc<str>, partition: u32) -> Self {
+        OutcomeGuard(BatchOutcome::new(topic, partition))
+    }
+
+    /// A reference for a record's future.
+    pub(crate) fn share(&self) -> Arc<BatchOutcome> {
+        Arc::clone(&self.0)
+    }
+}
+
+impl std::ops::Deref for OutcomeGuard {
+    type Target = BatchOutcome;
+    fn deref(&self) -> &BatchOutcome {
+        &self.0
+    }
+}
+
+impl Drop for OutcomeGuard {
+    fn drop(&mut self) {
+        // A no-op when the batch was settled: the first outcome wins.
+        self.0.complete(Err(Error::Closed));
+    }
+}
+
 /// Resolves when the broker acknowledged a record (or it failed for good).
 #[derive(Debug)]
 pub struct DeliveryFuture {
@@ -146,6 +177,19 @@ mod tests {
         let b = waiter.await.expect("join").expect("second");
         assert_eq!((a.offset, b.offset), (100, 101));
         assert_eq!((a.topic.as_str(), a.partition, b.timestamp), ("t", 3, 11));
+    }
+
+    #[tokio::test]
+    async fn an_unsettled_batch_fails_its_records_when_dropped() {
+        let guard = OutcomeGuard::new(Arc::from("t"), 0);
+        let f = DeliveryFuture::new(guard.share(), 0, 0);
+        drop(guard);
+        assert!(matches!(f.await, Err(Error::Closed)));
+        let guard = OutcomeGuard::new(Arc::from("t"), 0);
+        let f = DeliveryFuture::new(guard.share(), 2, 0);
+        guard.complete(Ok(40));
+        drop(guard);
+        assert_eq!(f.await.expect("settled before the drop").offset, 42);
     }
 
     #[tokio::test]

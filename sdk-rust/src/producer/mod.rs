@@ -423,7 +423,9 @@ impl Producer {
     /// record sent so far is acknowledged or failed.
     pub async fn flush(&self) -> Result<()> {
         let shared = &self.inner.shared;
-        shared.flushing.fetch_add(1, Ordering::AcqRel);
+        // Undone on drop too, so a cancelled flush (a timeout around it)
+        // does not leave every partition skipping its linger.
+        let _hurry = Hurry::new(&shared.flushing);
         for q in self.inner.all_queues() {
             q.wake.notify_one();
         }
@@ -434,7 +436,22 @@ impl Producer {
             }
             idle.await;
         }
-        shared.flushing.fetch_sub(1, Ordering::AcqRel);
         Ok(())
+    }
+}
+
+/// Counts a flush in progress while it lives.
+struct Hurry<'a>(&'a AtomicUsize);
+
+impl<'a> Hurry<'a> {
+    fn new(flushing: &'a AtomicUsize) -> Self {
+        flushing.fetch_add(1, Ordering::AcqRel);
+        Hurry(flushing)
+    }
+}
+
+impl Drop for Hurry<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -3,13 +3,15 @@
 //! `max_in_flight` requests outstanding on one `ProduceStream`.
 //!
 //! The stream keeps requests in order end to end: the broker appends and
-//! answers them in the order sent. When a request fails the broker appends
-//! nothing of it, and the requests sent after it are refused as out of
-//! sequence (also appending nothing): they are sent again, in order, behind
-//! it (retriable errors) or re-stamped under a new producer epoch (failed
-//! for good), so no record lands twice or out of order. A broken stream is
-//! reopened and everything unanswered is sent again; the broker recognises
-//! what it already has by the sequence numbers.
+//! answers them in the order sent. A refused request appends nothing, and
+//! the requests sent after it are refused as out of sequence (appending
+//! nothing either): they are sent again, in order, behind it (retriable
+//! errors; the retry carries the same sequence numbers, so a request the
+//! broker did append before failing is recognised) or re-stamped under a
+//! new producer epoch (failed for good), so no acknowledged record lands
+//! twice or out of order. A broken stream is reopened and everything
+//! unanswered is sent again; the broker recognises what it already has by
+//! the sequence numbers.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -26,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::accumulator::{PartitionQueue, Ready, ReadyBatch};
-use super::delivery::BatchOutcome;
+use super::delivery::{BatchOutcome, OutcomeGuard};
 use super::{Acks, Shared};
 use crate::client::MAX_MESSAGE_BYTES;
 use crate::error::{Error, Result};
@@ -34,7 +36,7 @@ use crate::error::{Error, Result};
 /// A batch on the wire.
 struct SentBatch {
     bytes: Bytes,
-    outcome: Arc<BatchOutcome>,
+    outcome: OutcomeGuard,
     records: u32,
     permits: usize,
 }
@@ -65,7 +67,8 @@ impl Session {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         // Room for the whole window: sending never waits on the channel.
-        let (tx, rx) = mpsc::channel(shared.config.max_in_flight.max(1) + 1);
+        let window = shared.config.max_in_flight.clamp(1, DEDUPE_WINDOW_BATCHES);
+        let (tx, rx) = mpsc::channel(window + 1);
         let answers = shared
             .client
             .call(client.produce_stream(ReceiverStream::new(rx)))
@@ -389,10 +392,17 @@ impl Sender {
                 request.sent_after_failures = self.failures;
                 self.transmit(request);
             }
-            // Retriable (the broker appended nothing): send it again, the
-            // same numbers, behind what is in flight; those are refused as
-            // out of sequence and follow it.
-            Err(e) if e.is_retriable() && Instant::now() + self.backoff < done.give_up_at => {
+            // Retriable: send it again with the same numbers (should the
+            // broker have appended it before failing, it recognises the
+            // retry), behind what is in flight; those are refused as out of
+            // sequence and follow it. Not once the epoch changed: re-stamped
+            // it could be written twice, and sent as it is it would land
+            // behind records sent after it.
+            Err(e)
+                if e.is_retriable()
+                    && done.epoch == self.epoch
+                    && Instant::now() + self.backoff < done.give_up_at =>
+            {
                 tracing::debug!(error = %e, topic = %self.queue.topic(), partition = self.partition, "retrying produce");
                 self.failures += 1;
                 self.sleep_backoff().await;
@@ -479,5 +489,6 @@ mod tests {
         assert_eq!(next_sequence(i32::MAX - 1, 1), i32::MAX);
         assert_eq!(next_sequence(i32::MAX, 1), 0);
         assert_eq!(next_sequence(i32::MAX - 1, 3), 1);
+        assert_eq!(next_sequence(i32::MAX - 1, 5), 3);
     }
 }

@@ -155,11 +155,14 @@ async fn finish_or_give_up(
 ) -> Result<ProduceResponse, BrokerError> {
     tokio::select! {
         r = api.finish(s) => r,
-        _ = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => Err(BrokerError::ShuttingDown),
+        _ = shutdown_grace(shutdown) => Err(BrokerError::ShuttingDown),
     }
+}
+
+/// Resolves [`SHUTDOWN_GRACE`] after shutdown began.
+async fn shutdown_grace(shutdown: &tokio_util::sync::CancellationToken) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
 }
 
 type AnswerStream = Pin<Box<dyn Stream<Item = Result<ProduceStreamResponse, Status>> + Send>>;
@@ -193,14 +196,22 @@ impl producer_server::Producer for Api {
         self.broker.spawn(async move {
             loop {
                 let next = tokio::select! {
-                    m = inbound.message() => m,
+                    // Shutdown first: nothing is appended after the flushers'
+                    // last fsync began.
+                    biased;
                     _ = shutdown.cancelled() => break,
+                    m = inbound.message() => m,
                 };
                 match next {
                     Ok(Some(req)) => {
                         let id = req.request_id;
                         let started = api.start(req, Instant::now());
-                        if pending_tx.send((id, started)).await.is_err() {
+                        let queued = tokio::select! {
+                            biased;
+                            _ = shutdown.cancelled() => false,
+                            sent = pending_tx.send((id, started)) => sent.is_ok(),
+                        };
+                        if !queued {
                             break;
                         }
                     }
@@ -228,7 +239,13 @@ impl producer_server::Producer for Api {
                     },
                     Err(e) => api.stream_error(id, e),
                 };
-                if out_tx.send(Ok(answer)).await.is_err() {
+                // A client that stops reading answers cannot hold up
+                // shutdown beyond the grace period.
+                let sent = tokio::select! {
+                    sent = out_tx.send(Ok(answer)) => sent.is_ok(),
+                    _ = shutdown_grace(&shutdown) => false,
+                };
+                if !sent {
                     return;
                 }
             }
