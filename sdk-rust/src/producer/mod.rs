@@ -252,7 +252,8 @@ impl Producer {
         }
     }
 
-    /// The idempotent producer id.
+    /// The idempotent producer id (a partition that exhausts its 32,768
+    /// producer epochs after repeated failures continues under a new one).
     pub fn producer_id(&self) -> i64 {
         self.inner.shared.producer_id
     }

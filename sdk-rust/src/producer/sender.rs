@@ -94,6 +94,8 @@ pub(crate) struct Sender {
     queue: Arc<PartitionQueue>,
     partition: u32,
     acks: i32,
+    /// The producer's id, until this partition ran out of epochs for it.
+    producer_id: i64,
     sequence: i32,
     epoch: i16,
     next_request_id: u64,
@@ -114,11 +116,13 @@ impl Sender {
             Acks::Leader => WireAcks::Leader as i32,
         };
         let backoff = shared.config.retry_backoff;
+        let producer_id = shared.producer_id;
         Sender {
             shared,
             queue,
             partition,
             acks,
+            producer_id,
             sequence: 0,
             epoch: 0,
             next_request_id: 0,
@@ -236,7 +240,7 @@ impl Sender {
             .map(|b| {
                 let bytes = b
                     .builder
-                    .finish(self.shared.producer_id, self.epoch, self.sequence);
+                    .finish(self.producer_id, self.epoch, self.sequence);
                 self.sequence = next_sequence(self.sequence, b.records);
                 SentBatch {
                     bytes,
@@ -435,15 +439,14 @@ impl Sender {
     fn restamp(&mut self, request: &mut InFlight) {
         request.first_seq = self.sequence;
         for b in &mut request.batches {
-            b.bytes =
-                restamp_producer(&b.bytes, self.shared.producer_id, self.epoch, self.sequence);
+            b.bytes = restamp_producer(&b.bytes, self.producer_id, self.epoch, self.sequence);
             self.sequence = next_sequence(self.sequence, b.records);
         }
         request.epoch = self.epoch;
     }
 
     fn new_epoch(&mut self) {
-        self.epoch = self.epoch.wrapping_add(1).max(0);
+        (self.producer_id, self.epoch) = next_epoch(self.producer_id, self.epoch);
         self.sequence = 0;
         self.draining = true;
     }
@@ -458,6 +461,16 @@ impl Sender {
     fn settle(&self, outcome: &BatchOutcome, records: u32, permits: usize, r: Result<i64>) {
         outcome.complete(r);
         self.shared.release(records as usize, permits);
+    }
+}
+
+/// The identity after a failure: the next epoch, or — epochs only grow on
+/// the broker — a new random producer id once they are used up.
+fn next_epoch(producer_id: i64, epoch: i16) -> (i64, i16) {
+    if epoch == i16::MAX {
+        ((rand::random::<u64>() >> 1) as i64, 0)
+    } else {
+        (producer_id, epoch + 1)
     }
 }
 
@@ -481,7 +494,16 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 #[cfg(test)]
 mod tests {
-    use super::next_sequence;
+    use super::{next_epoch, next_sequence};
+
+    #[test]
+    fn epochs_grow_and_a_used_up_producer_id_is_replaced() {
+        assert_eq!(next_epoch(7, 0), (7, 1));
+        assert_eq!(next_epoch(7, i16::MAX - 1), (7, i16::MAX));
+        let (id, epoch) = next_epoch(7, i16::MAX);
+        assert_eq!(epoch, 0);
+        assert!(id >= 0 && id != 7, "a fresh non-negative id: {id}");
+    }
 
     #[test]
     fn sequences_wrap_like_the_broker_expects() {
