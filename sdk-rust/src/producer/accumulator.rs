@@ -47,6 +47,9 @@ struct QueueState {
 pub(crate) struct PartitionQueue {
     topic: Arc<str>,
     partition: u32,
+    compression: Compression,
+    /// Size (sum of record sizes) at which a batch closes.
+    batch_bytes: usize,
     state: Mutex<QueueState>,
     /// Woken when a batch closes or the first record of a batch arrives.
     pub(crate) wake: Notify,
@@ -63,10 +66,17 @@ pub(crate) enum Ready {
 }
 
 impl PartitionQueue {
-    pub(crate) fn new(topic: Arc<str>, partition: u32) -> Self {
+    pub(crate) fn new(
+        topic: Arc<str>,
+        partition: u32,
+        compression: Compression,
+        batch_bytes: usize,
+    ) -> Self {
         PartitionQueue {
             topic,
             partition,
+            compression,
+            batch_bytes,
             state: Mutex::new(QueueState::default()),
             wake: Notify::new(),
         }
@@ -85,7 +95,6 @@ impl PartitionQueue {
 
     /// Encodes a record into the open batch (closing it first when the
     /// record would overflow it) and returns the record's future.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn append(
         &self,
         timestamp: i64,
@@ -94,9 +103,8 @@ impl PartitionQueue {
         headers: &[(String, Bytes)],
         size: usize,
         permits: usize,
-        compression: Compression,
-        batch_bytes: usize,
     ) -> DeliveryFuture {
+        let (compression, batch_bytes) = (self.compression, self.batch_bytes);
         let mut state = self.lock();
         let mut wake = false;
         let full = state

@@ -162,6 +162,14 @@ struct Shared {
 }
 
 impl Shared {
+    /// Requests per partition in flight: `max_in_flight`, kept within what
+    /// the broker remembers for recognising retries.
+    fn window(&self) -> usize {
+        self.config
+            .max_in_flight
+            .clamp(1, tidelog_proto::DEDUPE_WINDOW_BATCHES)
+    }
+
     /// Returns a settled batch's buffer space; wakes `flush` when nothing
     /// is left outstanding.
     fn release(&self, records: usize, permits: usize) {
@@ -366,8 +374,6 @@ impl Producer {
             &record.headers,
             size,
             permits,
-            shared.config.compression,
-            shared.config.batch_bytes,
         )
     }
 
@@ -410,7 +416,13 @@ impl Producer {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::InvalidRequest("a producer must be used inside a Tokio runtime".into())
         })?;
-        let q = Arc::new(PartitionQueue::new(Arc::from(topic), partition));
+        let config = &self.inner.shared.config;
+        let q = Arc::new(PartitionQueue::new(
+            Arc::from(topic),
+            partition,
+            config.compression,
+            config.batch_bytes,
+        ));
         queues
             .entry(topic.to_string())
             .or_default()

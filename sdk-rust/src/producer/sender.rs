@@ -67,8 +67,7 @@ impl Session {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         // Room for the whole window: sending never waits on the channel.
-        let window = shared.config.max_in_flight.clamp(1, DEDUPE_WINDOW_BATCHES);
-        let (tx, rx) = mpsc::channel(window + 1);
+        let (tx, rx) = mpsc::channel(shared.window() + 1);
         let answers = shared
             .client
             .call(client.produce_stream(ReceiverStream::new(rx)))
@@ -136,7 +135,7 @@ impl Sender {
 
     /// Runs until the producer is closed and everything is answered.
     pub(crate) async fn run(mut self) {
-        let max_in_flight = self.max_in_flight();
+        let max_in_flight = self.shared.window();
         loop {
             if self.in_flight.is_empty() {
                 self.draining = false;
@@ -222,14 +221,7 @@ impl Sender {
     /// Keeps the whole window within what the broker remembers for
     /// recognising retries.
     fn max_batches_per_request(&self) -> usize {
-        DEDUPE_WINDOW_BATCHES / self.max_in_flight()
-    }
-
-    fn max_in_flight(&self) -> usize {
-        self.shared
-            .config
-            .max_in_flight
-            .clamp(1, DEDUPE_WINDOW_BATCHES)
+        DEDUPE_WINDOW_BATCHES / self.shared.window()
     }
 
     /// Stamps new batches with the next sequence numbers and sends them.

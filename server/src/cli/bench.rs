@@ -696,28 +696,7 @@ async fn produce_task(
     };
     producer.flush().await?;
     drop(senders);
-    let mut total = 0;
-    let mut hist = histogram();
-    let mut first_error = None;
-    for c in collectors {
-        match c.await {
-            Ok(Ok((n, h))) => {
-                total += n;
-                let _ = hist.add(&h);
-            }
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error
-                    .get_or_insert(CliError::Usage(format!("acknowledgement task failed: {e}")));
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok((total, hist)),
-    }
+    join_counts(collectors, "acknowledgement").await
 }
 
 /// Starts `s.producers` producers, each on its own connection.
@@ -758,17 +737,33 @@ async fn run_producers(
     Ok(tasks)
 }
 
-async fn join_producers(tasks: Vec<ProducerTask>) -> Result<(u64, Histogram<u64>), CliError> {
+/// Awaits every task, adding up their counts and histograms; the first
+/// error wins once all have finished.
+async fn join_counts(
+    tasks: Vec<ProducerTask>,
+    what: &str,
+) -> Result<(u64, Histogram<u64>), CliError> {
     let mut total = 0;
     let mut hist = histogram();
+    let mut first_error = None;
     for t in tasks {
-        let (n, h) = t
-            .await
-            .map_err(|e| CliError::Usage(format!("producer task failed: {e}")))??;
-        total += n;
-        let _ = hist.add(&h);
+        match t.await {
+            Ok(Ok((n, h))) => {
+                total += n;
+                let _ = hist.add(&h);
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(CliError::Usage(format!("{what} task failed: {e}")));
+            }
+        }
     }
-    Ok((total, hist))
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok((total, hist)),
+    }
 }
 
 async fn produce(broker: &str, s: &Settings, partitions: u32) -> Result<Summary, CliError> {
@@ -777,7 +772,7 @@ async fn produce(broker: &str, s: &Settings, partitions: u32) -> Result<Summary,
     let progress = spawn_progress(s.mode, Arc::clone(&counters), s.record_size, stop.clone());
     let started = Instant::now();
     let tasks = run_producers(broker, s, partitions, s.records, None, &counters).await?;
-    let result = join_producers(tasks).await;
+    let result = join_counts(tasks, "producer").await;
     let seconds = started.elapsed().as_secs_f64();
     stop.cancel();
     let _ = progress.await;
@@ -858,7 +853,7 @@ async fn e2e(broker: &str, s: &Settings, partitions: u32) -> Result<Summary, Cli
     let started = Instant::now();
     let produced = async {
         let tasks = run_producers(broker, s, partitions, s.records, Some(base), &counters).await?;
-        join_producers(tasks).await
+        join_counts(tasks, "producer").await
     }
     .await;
     let (acked, ack_hist) = match produced {
@@ -999,7 +994,7 @@ async fn consume(
         );
         let tasks = run_producers(broker, &prep, partitions, Some(missing), None, &counters).await;
         let joined = match tasks {
-            Ok(t) => join_producers(t).await,
+            Ok(t) => join_counts(t, "producer").await,
             Err(e) => Err(e),
         };
         stop.cancel();
