@@ -137,3 +137,47 @@ fn cli_errors_are_one_plain_line() {
         .expect("run");
     fails_with_one_line(&unreachable, "cannot connect");
 }
+
+/// `--broker` goes before or after the subcommand (as `kcat -b` users
+/// expect) and wins over `TIDELOG_BROKER`, which points at no broker here.
+#[test]
+fn broker_flag_before_or_after_the_subcommand() {
+    let broker = BrokerProcess::start();
+    ok(&broker.cli(&["topic", "create", "placed"]));
+    let addr = broker.addr.as_str();
+    let nobody = [("TIDELOG_BROKER", "127.0.0.1:1")];
+    for args in [
+        ["--broker", addr, "topic", "list"],
+        ["topic", "--broker", addr, "list"],
+        ["topic", "list", "--broker", addr],
+    ] {
+        let list = ok(&tidelog_e2e::tidelog_cmd(&args, &nobody));
+        assert!(list.contains("placed\t1"), "{args:?}: {list}");
+    }
+    // The environment alone still works.
+    let list = ok(&tidelog_e2e::tidelog_cmd(
+        &["topic", "list"],
+        &[("TIDELOG_BROKER", addr)],
+    ));
+    assert!(list.contains("placed\t1"), "{list}");
+}
+
+/// `tidelog --help` lists every command, `bench` included.
+#[test]
+fn help_lists_every_command() {
+    let help = ok(&tidelog_e2e::tidelog_cmd(&["--help"], &[]));
+    for command in [
+        "serve", "topic", "group", "produce", "consume", "restore", "bench",
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.split_whitespace().next() == Some(command)),
+            "{command} missing from --help:\n{help}"
+        );
+    }
+    assert!(help.contains("--broker"), "{help}");
+    let bench = ok(&tidelog_e2e::tidelog_cmd(&["bench", "--help"], &[]));
+    for mode in ["produce", "consume", "e2e", "catchup"] {
+        assert!(bench.contains(mode), "{mode} missing:\n{bench}");
+    }
+}

@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use futures::StreamExt;
 use tidelog::{ConsumerRecord, GroupConsumerConfig, OffsetReset, SeekTo, TopicPartition};
 
-use super::{BrokerArgs, CliError};
+use super::{parse_time, BrokerArgs, CliError};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
@@ -45,8 +45,6 @@ pub struct ConsumeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "value")]
     format: Format,
-    #[command(flatten)]
-    broker: BrokerArgs,
 }
 
 fn lossy(b: &Option<bytes::Bytes>) -> Option<String> {
@@ -85,9 +83,9 @@ fn print(out: &mut impl Write, r: &ConsumerRecord, format: Format) -> std::io::R
     }
 }
 
-pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
+pub async fn run(args: ConsumeArgs, broker: &BrokerArgs) -> Result<(), CliError> {
     if let Some(group) = args.group.clone() {
-        return run_group(args, group).await;
+        return run_group(args, group, broker).await;
     }
     let start = if args.from_beginning {
         SeekTo::Beginning
@@ -97,16 +95,11 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
         }
         SeekTo::Offset(o)
     } else if let Some(t) = &args.from_time {
-        let ts = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| {
-            CliError::Usage(format!(
-                "--from-time {t}: {e}; use RFC 3339 like 2026-11-28T09:00:00Z"
-            ))
-        })?;
-        SeekTo::Timestamp(ts.timestamp_millis())
+        SeekTo::Timestamp(parse_time("--from-time", t)?)
     } else {
         SeekTo::End
     };
-    let client = args.broker.connect().await?;
+    let client = broker.connect().await?;
     let partitions = client.partition_count(&args.topic).await?;
     let tps: Vec<TopicPartition> = match args.partition {
         Some(p) if p >= partitions => {
@@ -157,8 +150,8 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
 }
 
 /// `--group`: a group member that commits what it printed.
-async fn run_group(args: ConsumeArgs, group: String) -> Result<(), CliError> {
-    let client = args.broker.connect().await?;
+async fn run_group(args: ConsumeArgs, group: String, broker: &BrokerArgs) -> Result<(), CliError> {
+    let client = broker.connect().await?;
     let mut config = GroupConsumerConfig::new(group);
     config.auto_offset_reset = OffsetReset::Earliest;
     // Commits happen explicitly below, after records were printed.

@@ -3,28 +3,21 @@
 use clap::{Args, Subcommand};
 use tidelog::ResetSpec;
 
-use super::{BrokerArgs, CliError};
+use super::{parse_time, BrokerArgs, CliError};
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
     /// List consumer groups.
-    List {
-        #[command(flatten)]
-        broker: BrokerArgs,
-    },
+    List,
     /// Show a group's state, members, assignments, offsets and lag.
     Describe {
         /// Group id.
         group: String,
-        #[command(flatten)]
-        broker: BrokerArgs,
     },
     /// Delete a group's committed offsets (refused while it has members).
     Delete {
         /// Group id.
         group: String,
-        #[command(flatten)]
-        broker: BrokerArgs,
     },
     /// Move a group's committed offsets: shows the plan and applies it.
     ResetOffsets(ResetArgs),
@@ -62,22 +55,20 @@ pub struct ResetArgs {
     /// Apply even while the group has members (they are fenced and rejoin).
     #[arg(long)]
     force: bool,
-    #[command(flatten)]
-    broker: BrokerArgs,
 }
 
 fn fmt_offset(o: Option<i64>) -> String {
     o.map_or_else(|| "-".to_string(), |o| o.to_string())
 }
 
-pub async fn run(cmd: GroupCommand) -> Result<(), CliError> {
+pub async fn run(cmd: GroupCommand, broker: &BrokerArgs) -> Result<(), CliError> {
     match cmd {
-        GroupCommand::List { broker } => {
+        GroupCommand::List => {
             for g in broker.connect().await?.admin().list_groups().await? {
                 println!("{}\t{}\t{} member(s)", g.group_id, g.state, g.members);
             }
         }
-        GroupCommand::Describe { group, broker } => {
+        GroupCommand::Describe { group } => {
             let d = broker
                 .connect()
                 .await?
@@ -117,7 +108,7 @@ pub async fn run(cmd: GroupCommand) -> Result<(), CliError> {
                 );
             }
         }
-        GroupCommand::Delete { group, broker } => {
+        GroupCommand::Delete { group } => {
             broker.connect().await?.admin().delete_group(&group).await?;
             println!("deleted group {group}");
         }
@@ -132,12 +123,7 @@ pub async fn run(cmd: GroupCommand) -> Result<(), CliError> {
                 }
                 ResetSpec::Offset(o)
             } else if let Some(t) = &a.to_datetime {
-                let ts = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| {
-                    CliError::Usage(format!(
-                        "--to-datetime {t}: {e}; use RFC 3339 like 2026-11-28T09:00:00Z"
-                    ))
-                })?;
-                ResetSpec::Timestamp(ts.timestamp_millis())
+                ResetSpec::Timestamp(parse_time("--to-datetime", t)?)
             } else if let Some(d) = a.shift_by {
                 ResetSpec::ShiftBy(d)
             } else {
@@ -145,8 +131,7 @@ pub async fn run(cmd: GroupCommand) -> Result<(), CliError> {
                     "give one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by".into(),
                 ));
             };
-            let plan = a
-                .broker
+            let plan = broker
                 .connect()
                 .await?
                 .admin()

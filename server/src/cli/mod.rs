@@ -1,7 +1,7 @@
-//! The `tidelog` command line: `serve`, `topic ...`, `produce`, `consume`.
-//! Errors print one plain line on stderr and exit non-zero.
+//! The `tidelog` command line: `serve`, `topic ...`, `group ...`,
+//! `produce`, `consume`, `restore`, `bench`. Errors print one plain line
+//! on stderr and exit non-zero.
 
-pub mod bench;
 mod consume;
 mod group;
 mod produce;
@@ -19,6 +19,8 @@ use crate::config::ServeConfig;
 #[derive(Debug, Parser)]
 #[command(name = "tidelog", version, about)]
 pub struct Cli {
+    #[command(flatten)]
+    client: BrokerArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +41,8 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// Rebuild a data directory from the object store (tiered storage).
     Restore(restore::RestoreArgs),
+    /// Measure produce/consume throughput and latency through the Rust SDK.
+    Bench(tidelog_bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,10 +65,12 @@ struct ServeArgs {
     object_store: Option<String>,
 }
 
-/// Connection flags shared by client commands.
+/// Connection flags of the client commands (and `bench`). They are global
+/// so that they go before or after the subcommand, as with `kcat -b`:
+/// `tidelog --broker ADDR topic list` = `tidelog topic list --broker ADDR`.
 #[derive(Debug, Clone, Args)]
 pub struct BrokerArgs {
-    /// Broker gRPC address.
+    /// Broker gRPC address (client commands and bench).
     #[arg(
         long,
         env = "TIDELOG_BROKER",
@@ -96,7 +102,7 @@ pub enum CliError {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let Cli { client, command } = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -108,13 +114,16 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Serve(args) => serve(args).await,
-            Command::Topic(cmd) => topic::run(cmd).await.map_err(|e| e.to_string()),
-            Command::Group(cmd) => group::run(cmd).await.map_err(|e| e.to_string()),
-            Command::Produce(args) => produce::run(args).await.map_err(|e| e.to_string()),
-            Command::Consume(args) => consume::run(args).await.map_err(|e| e.to_string()),
+            Command::Topic(cmd) => topic::run(cmd, &client).await.map_err(|e| e.to_string()),
+            Command::Group(cmd) => group::run(cmd, &client).await.map_err(|e| e.to_string()),
+            Command::Produce(args) => produce::run(args, &client).await.map_err(|e| e.to_string()),
+            Command::Consume(args) => consume::run(args, &client).await.map_err(|e| e.to_string()),
             Command::Restore(args) => restore::run(args).await,
+            Command::Bench(args) => tidelog_bench::run(&client.broker, args)
+                .await
+                .map_err(|e| e.to_string()),
         }
     });
     match result {
@@ -168,4 +177,15 @@ fn parse_kv(pairs: &[String]) -> Result<Vec<(String, String)>, CliError> {
                 .ok_or_else(|| CliError::Usage(format!("--config {p}: expected key=value")))
         })
         .collect()
+}
+
+/// Parses the RFC 3339 time given to `flag`, in ms since the epoch.
+fn parse_time(flag: &str, t: &str) -> Result<i64, CliError> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|ts| ts.timestamp_millis())
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "{flag} {t}: {e}; use RFC 3339 like 2026-11-28T09:00:00Z"
+            ))
+        })
 }

@@ -19,18 +19,16 @@ pub struct ProduceArgs {
     /// Compression: none, lz4 or zstd.
     #[arg(long, default_value = "none")]
     compression: String,
-    #[command(flatten)]
-    broker: BrokerArgs,
 }
 
-pub async fn run(args: ProduceArgs) -> Result<(), CliError> {
+pub async fn run(args: ProduceArgs, broker: &BrokerArgs) -> Result<(), CliError> {
     let compression: Compression = args.compression.parse().map_err(CliError::Usage)?;
     if let Some(sep) = &args.key_separator {
         if sep.is_empty() {
             return Err(CliError::Usage("--key-separator must not be empty".into()));
         }
     }
-    let client = args.broker.connect().await?;
+    let client = broker.connect().await?;
     // Fail early on an unknown topic rather than after reading stdin.
     let partitions = client.partition_count(&args.topic).await?;
     if let Some(p) = args.partition {

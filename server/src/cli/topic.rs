@@ -17,27 +17,18 @@ pub enum TopicCommand {
         /// Config override key=value (repeatable), e.g. retention.ms=86400000.
         #[arg(long = "config")]
         config: Vec<String>,
-        #[command(flatten)]
-        broker: BrokerArgs,
     },
     /// List topics.
-    List {
-        #[command(flatten)]
-        broker: BrokerArgs,
-    },
+    List,
     /// Show a topic's config and partitions.
     Describe {
         /// Topic name.
         name: String,
-        #[command(flatten)]
-        broker: BrokerArgs,
     },
     /// Delete a topic and its data.
     Delete {
         /// Topic name.
         name: String,
-        #[command(flatten)]
-        broker: BrokerArgs,
     },
     /// Change topic config.
     Alter {
@@ -49,8 +40,6 @@ pub enum TopicCommand {
         /// Key to reset to the broker default (repeatable).
         #[arg(long = "delete-config")]
         delete_config: Vec<String>,
-        #[command(flatten)]
-        broker: BrokerArgs,
     },
 }
 
@@ -97,13 +86,12 @@ fn print_description(d: &TopicDescription) {
     }
 }
 
-pub async fn run(cmd: TopicCommand) -> Result<(), CliError> {
+pub async fn run(cmd: TopicCommand, broker: &BrokerArgs) -> Result<(), CliError> {
     match cmd {
         TopicCommand::Create {
             name,
             partitions,
             config,
-            broker,
         } => {
             let mut t = NewTopic::new(name.clone(), partitions);
             for (k, v) in parse_kv(&config)? {
@@ -112,12 +100,12 @@ pub async fn run(cmd: TopicCommand) -> Result<(), CliError> {
             broker.connect().await?.admin().create_topic(t).await?;
             println!("created topic {name} with {partitions} partition(s)");
         }
-        TopicCommand::List { broker } => {
+        TopicCommand::List => {
             for t in broker.connect().await?.admin().list_topics().await? {
                 println!("{}\t{}", t.name, t.partitions);
             }
         }
-        TopicCommand::Describe { name, broker } => {
+        TopicCommand::Describe { name } => {
             let d = broker
                 .connect()
                 .await?
@@ -126,7 +114,7 @@ pub async fn run(cmd: TopicCommand) -> Result<(), CliError> {
                 .await?;
             print_description(&d);
         }
-        TopicCommand::Delete { name, broker } => {
+        TopicCommand::Delete { name } => {
             broker.connect().await?.admin().delete_topic(&name).await?;
             println!("deleted topic {name}");
         }
@@ -134,7 +122,6 @@ pub async fn run(cmd: TopicCommand) -> Result<(), CliError> {
             name,
             config,
             delete_config,
-            broker,
         } => {
             if config.is_empty() && delete_config.is_empty() {
                 return Err(CliError::Usage(
