@@ -88,16 +88,12 @@ async fn join_acked(tasks: Vec<Task<Acked>>, what: &str) -> Result<Acked, BenchE
 /// a batch's worth each (like the SDK's sticky partitioner), so each
 /// partition's acknowledgements are awaited in order by a collector task
 /// of its own.
-async fn produce_task(
-    producer: Producer,
-    mut sends: Sends,
-    counters: Arc<Counters>,
-) -> Result<Acked, BenchError> {
+async fn produce_task(producer: Producer, mut sends: Sends) -> Result<Acked, BenchError> {
     let mut collectors = Vec::new();
     for _ in 0..sends.partitions {
         let (tx, rx) = mpsc::unbounded_channel::<Pending>();
         sends.senders.push(tx);
-        collectors.push(tokio::spawn(collect_acks(rx, Arc::clone(&counters))));
+        collectors.push(tokio::spawn(collect_acks(rx, Arc::clone(&sends.counters))));
     }
     let senders = if sends.quota.rate.is_some() {
         // Paced sends run on a thread of their own with sub-millisecond
@@ -154,11 +150,7 @@ pub(crate) async fn run_producers(
             counters: Arc::clone(counters),
             senders: Vec::new(),
         };
-        tasks.push(tokio::spawn(produce_task(
-            producer,
-            sends,
-            Arc::clone(counters),
-        )));
+        tasks.push(tokio::spawn(produce_task(producer, sends)));
     }
     join_acked(tasks, "producer").await
 }
