@@ -10,6 +10,8 @@
 //! before checking it against the bytes present (or, for decompression,
 //! against an explicit limit).
 
+use std::ops::Range;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Size of the fixed batch header in bytes.
@@ -72,6 +74,22 @@ pub enum BatchError {
     /// A record inside the batch is malformed.
     #[error("malformed record: {0}")]
     MalformedRecord(&'static str),
+    /// The header's record count disagrees with the records present.
+    #[error("record_count is {claimed} but the records section holds {found}{more}", more = if *found > *claimed { " or more" } else { "" })]
+    RecordCount {
+        /// `record_count` in the header.
+        claimed: u32,
+        /// Records actually present (at least this many when more).
+        found: u32,
+    },
+    /// `max_timestamp` is not the batch's largest timestamp.
+    #[error("max_timestamp is {stated} but the largest timestamp in the batch is {actual}")]
+    MaxTimestamp {
+        /// `max_timestamp` in the header.
+        stated: i64,
+        /// Largest of `first_timestamp` and the record timestamps.
+        actual: i64,
+    },
 }
 
 /// Compression of a batch's records section.
@@ -556,19 +574,19 @@ fn put_nullable(b: &mut BytesMut, v: Option<&[u8]>) {
     }
 }
 
-/// A bounds-checked reader over `buf[pos..end]`. Borrowing the section and
-/// bounding each record by `end` (instead of slicing a `Bytes` per record)
-/// saves a reference-count round trip per record and field; only the key,
-/// value and header values, which outlive the reader, become `Bytes` slices.
+/// A bounds-checked cursor over `buf[pos..end]`. Fields come back as byte
+/// ranges of the section, so one parser serves both the decoder (which
+/// turns ranges into zero-copy `Bytes` slices) and the broker's validation
+/// (which only looks at them and allocates nothing).
 struct Reader<'a> {
-    buf: &'a Bytes,
+    buf: &'a [u8],
     /// Invariant: `pos <= end <= buf.len()`.
     pos: usize,
     end: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a Bytes) -> Self {
+    fn new(buf: &'a [u8]) -> Self {
         Reader {
             buf,
             pos: 0,
@@ -613,7 +631,7 @@ impl<'a> Reader<'a> {
 
     /// Advances past `len` bytes and returns their range, after checking
     /// `len` against the bytes remaining.
-    fn advance(&mut self, len: u64) -> Result<std::ops::Range<usize>, BatchError> {
+    fn advance(&mut self, len: u64) -> Result<Range<usize>, BatchError> {
         if len > self.remaining() as u64 {
             return Err(BatchError::MalformedRecord(
                 "field length exceeds the record",
@@ -622,21 +640,6 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         self.pos += len as usize;
         Ok(start..self.pos)
-    }
-
-    /// `len` bytes as a zero-copy slice of the section.
-    fn take(&mut self, len: u64) -> Result<Bytes, BatchError> {
-        let range = self.advance(len)?;
-        Ok(self.buf.slice(range))
-    }
-
-    /// `len` bytes borrowed, for fields that are converted anyway.
-    fn take_ref(&mut self, len: u64) -> Result<&'a [u8], BatchError> {
-        let range = self.advance(len)?;
-        let buf: &'a Bytes = self.buf;
-        buf.get(range).ok_or(BatchError::MalformedRecord(
-            "field length exceeds the record",
-        ))
     }
 
     /// A reader over the next `len` bytes; this reader skips past them.
@@ -649,15 +652,187 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn nullable(&mut self) -> Result<Option<Bytes>, BatchError> {
-        let len = unzigzag(self.varint()?);
-        match len {
+    /// A zigzag length followed by that many bytes; -1 is null.
+    fn nullable(&mut self) -> Result<Option<Range<usize>>, BatchError> {
+        match unzigzag(self.varint()?) {
             -1 => Ok(None),
-            l if l < 0 => Err(BatchError::MalformedRecord("negative length")),
-            l => Ok(Some(self.take(l as u64)?)),
+            l if l < 0 => Err(BatchError::MalformedRecord("length below -1")),
+            l => Ok(Some(self.advance(l as u64)?)),
         }
     }
 }
+
+/// One record's fields, as positions in its section.
+struct RawRecord<'a> {
+    attributes: u8,
+    timestamp_delta: i64,
+    offset_delta: u64,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
+    header_count: u64,
+    /// The rest of the record: exactly `header_count` headers.
+    headers: Reader<'a>,
+}
+
+impl<'a> RawRecord<'a> {
+    /// Parses the next record of a section.
+    fn next(r: &mut Reader<'a>) -> Result<Self, BatchError> {
+        let len = r.varint()?;
+        let mut rec = r.sub(len)?;
+        let attributes = rec.u8()?;
+        let timestamp_delta = unzigzag(rec.varint()?);
+        let offset_delta = rec.varint()?;
+        let key = rec.nullable()?;
+        let value = rec.nullable()?;
+        let header_count = rec.varint()?;
+        // Each header takes at least 2 bytes, which bounds any allocation
+        // sized by the count.
+        if header_count > rec.remaining() as u64 / 2 {
+            return Err(BatchError::MalformedRecord(
+                "header count exceeds the record",
+            ));
+        }
+        Ok(RawRecord {
+            attributes,
+            timestamp_delta,
+            offset_delta,
+            key,
+            value,
+            header_count,
+            headers: rec,
+        })
+    }
+
+    /// The next header: its UTF-8 name and the range of its value. After
+    /// the last one, [`finish`](Self::finish) checks nothing is left.
+    fn next_header(&mut self) -> Result<(&'a str, Range<usize>), BatchError> {
+        let nlen = self.headers.varint()?;
+        let name = self.headers.advance(nlen)?;
+        let buf: &'a [u8] = self.headers.buf;
+        let name = std::str::from_utf8(&buf[name])
+            .map_err(|_| BatchError::MalformedRecord("header name is not UTF-8"))?;
+        let vlen = self.headers.varint()?;
+        Ok((name, self.headers.advance(vlen)?))
+    }
+
+    /// A record's fields must fill exactly its length.
+    fn finish(&self) -> Result<(), BatchError> {
+        if self.headers.remaining() != 0 {
+            return Err(BatchError::MalformedRecord(
+                "bytes left after the record's headers",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Decompresses `payload` into `out` (cleared first), refusing before any
+/// allocation a section that claims or produces more than `limit` bytes,
+/// and a section that is not exactly one lz4 block or one zstd frame.
+fn decompress_into(
+    compression: Compression,
+    payload: &[u8],
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), BatchError> {
+    out.clear();
+    match compression {
+        Compression::None => {
+            out.extend_from_slice(payload);
+            Ok(())
+        }
+        Compression::Lz4 => {
+            if payload.len() < 4 {
+                return Err(BatchError::Decompression("lz4 size prefix missing".into()));
+            }
+            let claimed = le_u32(payload, 0) as usize;
+            if claimed > limit {
+                return Err(BatchError::Decompression(format!(
+                    "lz4 section claims {claimed} bytes, limit is {limit}"
+                )));
+            }
+            out.resize(claimed, 0);
+            let n = lz4_flex::block::decompress_into(&payload[4..], out)
+                .map_err(|e| BatchError::Decompression(format!("lz4 block: {e}")))?;
+            if n != claimed {
+                return Err(BatchError::Decompression(format!(
+                    "lz4 block inflates to {n} bytes, its prefix says {claimed}"
+                )));
+            }
+            Ok(())
+        }
+        Compression::Zstd => {
+            // One frame, exactly: a second frame or trailing bytes are
+            // not part of the format.
+            let frame_len = zstd::zstd_safe::find_frame_compressed_size(payload)
+                .map_err(|_| BatchError::Decompression("not a zstd frame".into()))?;
+            if frame_len != payload.len() {
+                return Err(BatchError::Decompression(format!(
+                    "zstd section holds {} bytes after its first frame; one frame is allowed",
+                    payload.len() - frame_len
+                )));
+            }
+            match zstd::zstd_safe::get_frame_content_size(payload) {
+                Ok(Some(size)) if size > limit as u64 => Err(BatchError::Decompression(format!(
+                    "zstd frame claims {size} bytes, limit is {limit}"
+                ))),
+                // The frame states its size: one exact allocation.
+                Ok(Some(size)) => {
+                    out.reserve_exact(size as usize);
+                    ZSTD.with(|d| {
+                        let mut d = d.borrow_mut();
+                        let d = match d.as_mut() {
+                            Some(d) => d,
+                            None => d.insert(zstd::bulk::Decompressor::new().map_err(|e| {
+                                BatchError::Decompression(format!("zstd context: {e}"))
+                            })?),
+                        };
+                        d.decompress_to_buffer(payload, out)
+                            .map_err(|e| BatchError::Decompression(format!("zstd frame: {e}")))
+                    })?;
+                    if out.len() as u64 != size {
+                        return Err(BatchError::Decompression(format!(
+                            "zstd frame inflates to {} bytes, it claims {size}",
+                            out.len()
+                        )));
+                    }
+                    Ok(())
+                }
+                // No stated size (a streamed frame): read one byte past the
+                // limit to detect an oversized frame without trusting it.
+                _ => {
+                    use std::io::Read;
+                    let decoder = zstd::stream::read::Decoder::new(payload)
+                        .map_err(|e| BatchError::Decompression(e.to_string()))?;
+                    decoder
+                        .single_frame()
+                        .take(limit as u64 + 1)
+                        .read_to_end(out)
+                        .map_err(|e| BatchError::Decompression(format!("zstd frame: {e}")))?;
+                    if out.len() > limit {
+                        return Err(BatchError::Decompression(format!(
+                            "zstd frame inflates to more than {limit} bytes"
+                        )));
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// A zstd context per thread: creating one costs more than inflating a
+    /// small batch.
+    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    /// Scratch space for validating compressed batches on the broker.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Scratch buffers above this size are released after use, so one large
+/// batch does not pin memory on a thread for good.
+const SCRATCH_KEEP_BYTES: usize = 4 * 1024 * 1024;
 
 /// Returns the uncompressed records section of a complete, validated batch.
 pub fn records_section(
@@ -674,36 +849,9 @@ pub fn records_section(
     let payload = batch.slice(HEADER_LEN..header.total_len());
     match header.compression() {
         Compression::None => Ok(payload),
-        Compression::Lz4 => {
-            if payload.len() < 4 {
-                return Err(BatchError::Decompression("lz4 size prefix missing".into()));
-            }
-            let claimed = le_u32(&payload, 0) as usize;
-            if claimed > max_decompressed {
-                return Err(BatchError::Decompression(format!(
-                    "claims {claimed} bytes, limit is {max_decompressed}"
-                )));
-            }
-            lz4_flex::decompress_size_prepended(&payload)
-                .map(Bytes::from)
-                .map_err(|e| BatchError::Decompression(e.to_string()))
-        }
-        Compression::Zstd => {
-            use std::io::Read;
-            let decoder = zstd::stream::read::Decoder::new(&payload[..])
-                .map_err(|e| BatchError::Decompression(e.to_string()))?;
+        c => {
             let mut out = Vec::new();
-            // Read one byte past the limit to detect an oversized frame
-            // without trusting the frame's declared size.
-            decoder
-                .take(max_decompressed as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| BatchError::Decompression(e.to_string()))?;
-            if out.len() > max_decompressed {
-                return Err(BatchError::Decompression(format!(
-                    "more than {max_decompressed} bytes"
-                )));
-            }
+            decompress_into(c, &payload, max_decompressed, &mut out)?;
             Ok(Bytes::from(out))
         }
     }
@@ -720,41 +868,27 @@ pub fn decode_records(header: &BatchHeader, batch: &Bytes) -> Result<Vec<Record>
     // Each record takes at least 6 bytes, which bounds the allocation.
     let mut out = Vec::with_capacity((header.record_count as usize).min(section.len() / 6 + 1));
     let mut r = Reader::new(&section);
+    let field = |range: Option<Range<usize>>| range.map(|range| section.slice(range));
     for _ in 0..header.record_count {
-        let len = r.varint()?;
-        let mut rec = r.sub(len)?;
-        let _attributes = rec.u8()?;
-        let ts_delta = unzigzag(rec.varint()?);
-        let offset_delta = rec.varint()?;
-        if offset_delta >= u64::from(header.record_count) {
+        let mut rec = RawRecord::next(&mut r)?;
+        if rec.offset_delta >= u64::from(header.record_count) {
             return Err(BatchError::MalformedRecord(
                 "offset delta beyond record count",
             ));
         }
-        let key = rec.nullable()?;
-        let value = rec.nullable()?;
-        let header_count = rec.varint()?;
-        // Each header takes at least 2 bytes, which bounds the allocation.
-        if header_count > rec.remaining() as u64 / 2 {
-            return Err(BatchError::MalformedRecord(
-                "header count exceeds the record",
-            ));
-        }
         // `with_capacity(0)` does not allocate.
-        let mut headers = Vec::with_capacity(header_count as usize);
-        for _ in 0..header_count {
-            let nlen = rec.varint()?;
-            let name = std::str::from_utf8(rec.take_ref(nlen)?)
-                .map_err(|_| BatchError::MalformedRecord("header name is not UTF-8"))?;
-            let vlen = rec.varint()?;
-            headers.push((name.to_owned(), rec.take(vlen)?));
+        let mut headers = Vec::with_capacity(rec.header_count as usize);
+        for _ in 0..rec.header_count {
+            let (name, value) = rec.next_header()?;
+            headers.push((name.to_owned(), section.slice(value)));
         }
+        rec.finish()?;
         out.push(Record {
             // Wrapping: a garbage base offset must not panic in debug builds.
-            offset: header.base_offset.wrapping_add(offset_delta as i64),
-            timestamp: header.first_timestamp.wrapping_add(ts_delta),
-            key,
-            value,
+            offset: header.base_offset.wrapping_add(rec.offset_delta as i64),
+            timestamp: header.first_timestamp.wrapping_add(rec.timestamp_delta),
+            key: field(rec.key),
+            value: field(rec.value),
             headers,
         });
     }
@@ -764,6 +898,102 @@ pub fn decode_records(header: &BatchHeader, batch: &Bytes) -> Result<Vec<Record>
         ));
     }
     Ok(out)
+}
+
+/// Checks every record of a produced batch against the format, without
+/// copying or re-encoding it: what a broker must do before it stores bytes
+/// that every consumer will decode (a client's CRC proves only that the
+/// client meant to send them). One pass; compressed sections are inflated
+/// into a per-thread scratch buffer, bounded by `max_decompressed`.
+///
+/// Refuses reserved attribute bits, an idempotent producer id with a
+/// negative epoch or sequence, a `record_count` other than the records
+/// present, records out of position (`offset_delta` must be 0, 1, 2, …),
+/// reserved record attributes, lengths below -1, header names that are not
+/// UTF-8, bytes left inside a record or after the last one, and a
+/// `max_timestamp` other than the largest of `first_timestamp` and the
+/// record timestamps.
+pub fn validate_records(
+    header: &BatchHeader,
+    batch: &[u8],
+    max_decompressed: usize,
+) -> Result<(), BatchError> {
+    if header.attributes & !COMPRESSION_MASK != 0 {
+        return Err(BatchError::InvalidHeader("reserved attribute bits are set"));
+    }
+    // An idempotent batch the broker could not track would be appended
+    // again on every retry.
+    if header.producer_id >= 0 && (header.producer_epoch < 0 || header.base_sequence < 0) {
+        return Err(BatchError::InvalidHeader(
+            "an idempotent batch (producer_id >= 0) needs producer_epoch >= 0 and base_sequence >= 0",
+        ));
+    }
+    if batch.len() < header.total_len() {
+        return Err(BatchError::Truncated {
+            needed: header.total_len(),
+            available: batch.len(),
+        });
+    }
+    let payload = &batch[HEADER_LEN..header.total_len()];
+    match header.compression() {
+        Compression::None => walk_records(header, payload),
+        c => SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let result = decompress_into(c, payload, max_decompressed, &mut scratch)
+                .and_then(|()| walk_records(header, &scratch));
+            if scratch.capacity() > SCRATCH_KEEP_BYTES {
+                *scratch = Vec::new();
+            }
+            result
+        }),
+    }
+}
+
+fn walk_records(header: &BatchHeader, section: &[u8]) -> Result<(), BatchError> {
+    let mut r = Reader::new(section);
+    let mut max_timestamp = header.first_timestamp;
+    let mut found: u32 = 0;
+    while found < header.record_count {
+        if r.remaining() == 0 {
+            return Err(BatchError::RecordCount {
+                claimed: header.record_count,
+                found,
+            });
+        }
+        let mut rec = RawRecord::next(&mut r)?;
+        if rec.attributes != 0 {
+            return Err(BatchError::MalformedRecord(
+                "record attributes are reserved and must be 0",
+            ));
+        }
+        if rec.offset_delta != u64::from(found) {
+            return Err(BatchError::MalformedRecord(
+                "offset delta is not the record's position in the batch",
+            ));
+        }
+        // Wrapping, as the builder and the decoder do: any i64 timestamp
+        // is representable as a delta from any first timestamp.
+        let timestamp = header.first_timestamp.wrapping_add(rec.timestamp_delta);
+        max_timestamp = max_timestamp.max(timestamp);
+        for _ in 0..rec.header_count {
+            rec.next_header()?;
+        }
+        rec.finish()?;
+        found += 1;
+    }
+    if r.remaining() != 0 {
+        return Err(BatchError::RecordCount {
+            claimed: header.record_count,
+            found: found.saturating_add(1),
+        });
+    }
+    if header.max_timestamp != max_timestamp {
+        return Err(BatchError::MaxTimestamp {
+            stated: header.max_timestamp,
+            actual: max_timestamp,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1264,5 +1494,220 @@ mod tests {
         assert_eq!(header(i32::MAX - 1, 3).last_sequence(), 0);
         assert_eq!(header(i32::MAX - 1, 5).last_sequence(), 2);
         assert_eq!(header(-1, 5).last_sequence(), -1);
+    }
+
+    /// A batch with the given header fields and records section, its
+    /// length and CRC made consistent: what a buggy or hostile client with
+    /// a correct CRC routine can send.
+    fn forge(count: u32, attributes: u16, max_ts: i64, section: &[u8]) -> Vec<u8> {
+        let mut raw = sample(Compression::None)[..HEADER_LEN].to_vec();
+        raw.extend_from_slice(section);
+        let length = (raw.len() - LENGTH_PREFIX) as u32;
+        raw[OFF_LENGTH..OFF_LENGTH + 4].copy_from_slice(&length.to_le_bytes());
+        raw[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_le_bytes());
+        raw[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&count.to_le_bytes());
+        raw[OFF_MAX_TS..OFF_MAX_TS + 8].copy_from_slice(&max_ts.to_le_bytes());
+        let crc = crc32c::crc32c(&raw[CRC_START..]);
+        raw[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        raw
+    }
+
+    /// Header check plus record walk, as the broker does on produce.
+    fn produce_check(raw: &[u8]) -> Result<BatchHeader, BatchError> {
+        let h = validate_batch(raw)?;
+        validate_records(&h, raw, DEFAULT_MAX_DECOMPRESSED)?;
+        Ok(h)
+    }
+
+    /// The uncompressed records section of `sample` (3 records, max ts 1005).
+    fn sample_section() -> Vec<u8> {
+        sample(Compression::None)[HEADER_LEN..].to_vec()
+    }
+
+    #[test]
+    fn builder_batches_pass_record_validation() {
+        for c in [Compression::None, Compression::Lz4, Compression::Zstd] {
+            produce_check(&sample(c)).expect("valid");
+            produce_check(&build_new(c, &rich_inputs(), None)).expect("valid rich");
+        }
+    }
+
+    #[test]
+    fn record_count_must_match_the_records_present() {
+        let section = sample_section();
+        for (claimed, found) in [(5, 3), (2, 3), (u32::MAX, 3), (4, 3)] {
+            let raw = forge(claimed, 0, 1_005, &section);
+            assert_eq!(
+                produce_check(&raw).map(|_| ()),
+                Err(BatchError::RecordCount {
+                    claimed,
+                    found: found.min(claimed.saturating_add(1))
+                }),
+                "claimed {claimed}"
+            );
+        }
+        // 2 claimed for 3: the error says "or more".
+        let e = produce_check(&forge(2, 0, 1_005, &section)).expect_err("refused");
+        assert!(e.to_string().contains("holds 3 or more"), "{e}");
+    }
+
+    #[test]
+    fn garbage_empty_and_trailing_sections_are_refused() {
+        assert!(produce_check(&forge(1, 0, 1_000, &[])).is_err());
+        assert!(produce_check(&forge(1, 0, 1_000, &[0xff; 40])).is_err());
+        let mut long = sample_section();
+        long.push(0);
+        assert!(produce_check(&forge(3, 0, 1_005, &long)).is_err());
+    }
+
+    /// One record `{attributes, ts_delta 0, offset_delta 0, key, value "v", headers}`.
+    fn one_record(attributes: u8, key_len: i64, header: Option<&[u8]>) -> Vec<u8> {
+        let mut body = BytesMut::new();
+        body.put_u8(attributes);
+        put_varint(&mut body, zigzag(0));
+        put_varint(&mut body, 0);
+        put_varint(&mut body, zigzag(key_len));
+        if key_len > 0 {
+            body.put_slice(&vec![b'k'; key_len as usize]);
+        }
+        put_varint(&mut body, zigzag(1));
+        body.put_u8(b'v');
+        match header {
+            None => put_varint(&mut body, 0),
+            Some(name) => {
+                put_varint(&mut body, 1);
+                put_varint(&mut body, name.len() as u64);
+                body.put_slice(name);
+                put_varint(&mut body, 0);
+            }
+        }
+        let mut rec = BytesMut::new();
+        put_varint(&mut rec, body.len() as u64);
+        rec.put_slice(&body);
+        rec.to_vec()
+    }
+
+    #[test]
+    fn malformed_records_are_refused() {
+        // The well-formed control case.
+        produce_check(&forge(1, 0, 1_000, &one_record(0, 1, Some(b"h")))).expect("valid");
+        produce_check(&forge(1, 0, 1_000, &one_record(0, -1, None))).expect("null key");
+        let bad = [
+            ("key length -2", one_record(0, -2, None)),
+            ("record attributes", one_record(1, 1, None)),
+            ("header name", one_record(0, 1, Some(&[0xff, 0xfe]))),
+        ];
+        for (what, section) in bad {
+            assert!(
+                matches!(
+                    produce_check(&forge(1, 0, 1_000, &section)),
+                    Err(BatchError::MalformedRecord(_))
+                ),
+                "{what} accepted"
+            );
+        }
+        // Reserved batch attribute bits.
+        let raw = forge(3, 1 << 5, 1_005, &sample_section());
+        assert_eq!(
+            produce_check(&raw).map(|_| ()),
+            Err(BatchError::InvalidHeader("reserved attribute bits are set"))
+        );
+        // Records out of position: swap in an offset delta of 1 for 0.
+        let mut section = one_record(0, 1, None);
+        section[3] = 1; // length, attributes, ts delta, offset delta
+        assert!(produce_check(&forge(1, 0, 1_000, &section)).is_err());
+    }
+
+    #[test]
+    fn max_timestamp_must_be_the_largest_timestamp() {
+        let section = sample_section();
+        produce_check(&forge(3, 0, 1_005, &section)).expect("exact");
+        for stated in [1_000, 1_004, 1_006, i64::MAX] {
+            assert_eq!(
+                produce_check(&forge(3, 0, stated, &section)).map(|_| ()),
+                Err(BatchError::MaxTimestamp {
+                    stated,
+                    actual: 1_005
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn lying_lz4_sections_are_refused_without_allocating_the_claim() {
+        let records = sample_section();
+        // Claims 1 GiB.
+        let mut payload = (1u32 << 30).to_le_bytes().to_vec();
+        payload.extend_from_slice(&lz4_flex::block::compress(&records));
+        let e = produce_check(&forge(3, 1, 1_005, &payload)).expect_err("refused");
+        assert!(matches!(e, BatchError::Decompression(_)), "{e}");
+        // Claims fewer bytes than the block holds, and more.
+        for claim in [records.len() - 1, records.len() + 1] {
+            let mut payload = (claim as u32).to_le_bytes().to_vec();
+            payload.extend_from_slice(&lz4_flex::block::compress(&records));
+            assert!(
+                produce_check(&forge(3, 1, 1_005, &payload)).is_err(),
+                "{claim}"
+            );
+        }
+        // An lz4 frame where a block is specified.
+        let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        std::io::Write::write_all(&mut enc, &records).expect("frame");
+        let frame = enc.finish().expect("frame");
+        assert!(produce_check(&forge(3, 1, 1_005, &frame)).is_err());
+    }
+
+    #[test]
+    fn lying_zstd_sections_are_refused() {
+        let records = sample_section();
+        // A bomb: 100 MiB of zeros, stated in the frame header.
+        let bomb = zstd::bulk::compress(&vec![0u8; 100 << 20], 1).expect("compress");
+        let e = produce_check(&forge(3, 2, 1_005, &bomb)).expect_err("refused");
+        assert!(e.to_string().contains("limit"), "{e}");
+        // The same bomb streamed, without a stated size.
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("encoder");
+        enc.include_contentsize(false).expect("flag");
+        for _ in 0..100 {
+            std::io::Write::write_all(&mut enc, &vec![0u8; 1 << 20]).expect("write");
+        }
+        let streamed = enc.finish().expect("finish");
+        assert!(matches!(
+            produce_check(&forge(3, 2, 1_005, &streamed)),
+            Err(BatchError::Decompression(_))
+        ));
+        // Two frames where the format says one.
+        let frame = zstd::bulk::compress(&records, 1).expect("compress");
+        let mut two = frame.clone();
+        two.extend_from_slice(&frame);
+        produce_check(&forge(3, 2, 1_005, &frame)).expect("one frame is fine");
+        assert!(produce_check(&forge(3, 2, 1_005, &two)).is_err());
+        // A streamed frame of the real records is fine.
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("encoder");
+        enc.include_contentsize(false).expect("flag");
+        std::io::Write::write_all(&mut enc, &records).expect("write");
+        let streamed = enc.finish().expect("finish");
+        produce_check(&forge(3, 2, 1_005, &streamed)).expect("streamed frame");
+    }
+
+    #[test]
+    fn whatever_validation_accepts_every_consumer_can_decode() {
+        // Every byte of every codec's batch, flipped, with the CRC fixed:
+        // validation either refuses it or the decoder reads it back.
+        for c in [Compression::None, Compression::Lz4, Compression::Zstd] {
+            let raw = sample(c).to_vec();
+            for i in CRC_START..raw.len() {
+                for flip in [0x01, 0x02, 0x10, 0x40, 0x80, 0xff] {
+                    let mut bad = raw.clone();
+                    bad[i] ^= flip;
+                    let crc = crc32c::crc32c(&bad[CRC_START..]);
+                    bad[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+                    if let Ok(h) = produce_check(&bad) {
+                        let bad = Bytes::from(bad);
+                        let recs = decode_records(&h, &bad).expect("accepted must decode");
+                        assert_eq!(recs.len(), h.record_count as usize);
+                    }
+                }
+            }
+        }
     }
 }

@@ -183,7 +183,7 @@ async fn bad_input_is_refused_precisely_and_appends_nothing() {
         "no rejected request appended anything"
     );
 
-    // Offsets: negative → INVALID_ARGUMENT, past the end → OUT_OF_RANGE.
+    // Offsets outside the log, negative ones included → OUT_OF_RANGE.
     let mut c = ConsumerClient::connect(format!("http://{}", broker.addr))
         .await
         .expect("connect");
@@ -195,7 +195,10 @@ async fn bad_input_is_refused_precisely_and_appends_nothing() {
         max_wait_ms: 0,
     };
     let s = c.fetch(fetch(-1)).await.expect_err("negative");
-    assert_eq!(s.code(), Code::InvalidArgument);
+    assert_eq!(
+        (s.code(), reason(&s).as_str()),
+        (Code::OutOfRange, "OFFSET_OUT_OF_RANGE")
+    );
     let s = c.fetch(fetch(50)).await.expect_err("past end");
     assert_eq!(
         (s.code(), reason(&s).as_str()),

@@ -13,11 +13,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::Api;
-use crate::broker::{BrokerError, FetchResult};
+use crate::broker::{BrokerError, FetchResult, Partition};
+use crate::log::LogError;
 
-/// Default and largest `max_bytes`.
+/// Default `max_bytes`.
 const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
-const LIMIT_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Largest `max_bytes`: a response then fits the 4 MiB a default gRPC
+/// client accepts (4 KiB left for the other fields and framing). Only a
+/// single batch larger than this is sent whole and larger.
+const LIMIT_MAX_BYTES: usize = 4 * 1024 * 1024 - 4 * 1024;
 /// Longest long-poll wait.
 const LIMIT_MAX_WAIT: Duration = Duration::from_secs(60);
 /// How often an idle subscription reports the high watermark.
@@ -32,14 +36,23 @@ fn max_bytes(requested: u32) -> usize {
     }
 }
 
-fn check_offset(offset: i64) -> Result<(), BrokerError> {
+/// A negative offset is outside every log: OUT_OF_RANGE, as for any
+/// offset outside `[log start, log end]`.
+fn check_offset(partition: &Partition, offset: i64) -> Result<(), BrokerError> {
     if offset < 0 {
-        return Err(BrokerError::InvalidRequest(format!(
-            "offset {offset} is negative; use ListOffsets to resolve earliest/latest"
-        )));
+        return Err(BrokerError::Log(LogError::OffsetOutOfRange {
+            offset,
+            start: partition.log_start_offset(),
+            end: partition.high_watermark(),
+        }));
     }
     Ok(())
 }
+
+/// Kafka clients ask ListOffsets for timestamp -1 (latest) and -2
+/// (earliest); Tidelog gives them the same meaning.
+const LATEST_TIMESTAMP: i64 = -1;
+const EARLIEST_TIMESTAMP: i64 = -2;
 
 fn response(r: FetchResult, requested: i64) -> FetchResponse {
     let next_offset = if r.read.bytes.is_empty() {
@@ -64,11 +77,11 @@ impl consumer_server::Consumer for Api {
         request: Request<FetchRequest>,
     ) -> Result<Response<FetchResponse>, Status> {
         let req = request.into_inner();
-        check_offset(req.offset).map_err(|e| self.fail(e))?;
         let partition = self
             .broker
             .partition(&req.topic, req.partition)
             .map_err(|e| self.fail(e))?;
+        check_offset(&partition, req.offset).map_err(|e| self.fail(e))?;
         let wait = Duration::from_millis(u64::from(req.max_wait_ms)).min(LIMIT_MAX_WAIT);
         let started = Instant::now();
         let r = partition
@@ -91,11 +104,16 @@ impl consumer_server::Consumer for Api {
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let req = request.into_inner();
-        check_offset(req.offset).map_err(|e| self.fail(e))?;
-        let partition = self
-            .broker
-            .partition(&req.topic, req.partition)
+        let topic = self.broker.topic(&req.topic).map_err(|e| self.fail(e))?;
+        let partition = topic
+            .partition(req.partition)
+            .cloned()
             .map_err(|e| self.fail(e))?;
+        check_offset(&partition, req.offset).map_err(|e| self.fail(e))?;
+        // Deleting the topic cancels this token: the stream then ends with
+        // NOT_FOUND instead of idling on a partition that no longer exists.
+        let deleted = topic.cancel_token().clone();
+        let topic_name = req.topic.clone();
         // Fail fast on an out-of-range start rather than in the stream.
         let first = partition
             .fetch(req.offset, max_bytes(req.max_bytes), Duration::ZERO)
@@ -114,6 +132,7 @@ impl consumer_server::Consumer for Api {
                     None => tokio::select! {
                         r = partition.fetch(offset, limit, SUBSCRIBE_KEEPALIVE) => r,
                         _ = shutdown.cancelled() => Err(BrokerError::ShuttingDown),
+                        _ = deleted.cancelled() => Err(BrokerError::TopicDeleted(topic_name.clone())),
                         _ = tx.closed() => return,
                     },
                 };
@@ -150,8 +169,22 @@ impl consumer_server::Consumer for Api {
             ))
         })?;
         let (offset, timestamp_ms) = match spec {
-            Spec::Earliest(_) => (partition.log_start_offset(), -1),
-            Spec::Latest(_) => (partition.high_watermark(), -1),
+            Spec::Earliest(true) | Spec::TimestampMs(EARLIEST_TIMESTAMP) => {
+                (partition.log_start_offset(), -1)
+            }
+            Spec::Latest(true) | Spec::TimestampMs(LATEST_TIMESTAMP) => {
+                (partition.high_watermark(), -1)
+            }
+            Spec::Earliest(false) | Spec::Latest(false) => {
+                return Err(self.fail(BrokerError::InvalidRequest(
+                    "earliest/latest must be true when set: set earliest = true, latest = true or timestamp_ms".into(),
+                )))
+            }
+            Spec::TimestampMs(ts) if ts < 0 => {
+                return Err(self.fail(BrokerError::InvalidRequest(format!(
+                    "timestamp_ms {ts} is negative: use a time in ms since the Unix epoch, -1 for latest or -2 for earliest"
+                ))))
+            }
             Spec::TimestampMs(ts) => {
                 let found = partition
                     .offset_for_timestamp(ts)

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::Stream;
-use tidelog_proto::batch::validate_batch;
+use tidelog_proto::batch::{validate_batch, validate_records, DEFAULT_MAX_DECOMPRESSED};
 use tidelog_proto::v1::{
     producer_server, Acks, BatchResult, ProduceError, ProduceRequest, ProduceResponse,
     ProduceStreamResponse,
@@ -74,10 +74,15 @@ impl Api {
         }
         let mut batches = Vec::with_capacity(req.batches.len());
         for (i, raw) in req.batches.into_iter().enumerate() {
-            let header = validate_batch(&raw).map_err(|e| {
-                tracing::debug!(batch = i, error = %e, "rejected batch");
-                BrokerError::Log(LogError::Corrupt(e))
-            })?;
+            // The header and CRC, then every record: a CRC proves only
+            // that the client meant these bytes, not that consumers can
+            // decode them.
+            let header = validate_batch(&raw)
+                .and_then(|h| validate_records(&h, &raw, DEFAULT_MAX_DECOMPRESSED).map(|()| h))
+                .map_err(|e| {
+                    tracing::debug!(batch = i, error = %e, "rejected batch");
+                    BrokerError::Log(LogError::Corrupt(e))
+                })?;
             // No copy: the log writes a stamped copy of the header and then
             // these bytes after it.
             batches.push(IncomingBatch { bytes: raw, header });

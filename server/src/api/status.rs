@@ -13,7 +13,9 @@ use crate::tiering::TieringError;
 pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
     use ErrorReason as R;
     match e {
-        BrokerError::UnknownTopic(_) => (Code::NotFound, R::UnknownTopic),
+        BrokerError::UnknownTopic(_) | BrokerError::TopicDeleted(_) => {
+            (Code::NotFound, R::UnknownTopic)
+        }
         BrokerError::UnknownPartition { .. } => (Code::NotFound, R::UnknownPartition),
         BrokerError::TopicExists(_) => (Code::AlreadyExists, R::TopicAlreadyExists),
         BrokerError::InvalidTopicName { .. } => (Code::InvalidArgument, R::InvalidTopicName),
@@ -31,6 +33,7 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
                 (Code::FailedPrecondition, R::OutOfOrderSequence)
             }
             LogError::ProducerFenced { .. } => (Code::FailedPrecondition, R::ProducerFenced),
+            LogError::DuplicateSequence { .. } => (Code::AlreadyExists, R::DuplicateSequenceNumber),
             LogError::OffsetOutOfRange { .. } => (Code::OutOfRange, R::OffsetOutOfRange),
             LogError::Io { .. } | LogError::Failed(_) => (Code::Unavailable, R::StorageUnavailable),
         },

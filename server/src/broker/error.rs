@@ -11,7 +11,7 @@ pub enum BrokerError {
     #[error("unknown topic '{0}': create it with `tidelog topic create {0} --partitions N`")]
     UnknownTopic(String),
     /// The partition number is out of range.
-    #[error("unknown partition {partition} of topic '{topic}': it has partitions 0..{count}")]
+    #[error("unknown partition {partition} of topic '{topic}': it has {}", partition_range(*count))]
     UnknownPartition {
         /// Topic name.
         topic: String,
@@ -20,6 +20,9 @@ pub enum BrokerError {
         /// Number of partitions.
         count: u32,
     },
+    /// The topic was deleted while a subscription to it was open.
+    #[error("topic '{0}' was deleted; if it was created again, subscribe again")]
+    TopicDeleted(String),
     /// The topic already exists.
     #[error("topic '{0}' already exists")]
     TopicExists(String),
@@ -58,4 +61,13 @@ pub enum BrokerError {
     /// The broker is stopping.
     #[error("the broker is shutting down; retry against another broker or after restart")]
     ShuttingDown,
+}
+
+/// "partition 0" or "partitions 0..=N-1".
+fn partition_range(count: u32) -> String {
+    match count {
+        0 => "no partitions".to_string(),
+        1 => "partition 0".to_string(),
+        n => format!("partitions 0..={}", n - 1),
+    }
 }

@@ -36,6 +36,17 @@ pub enum LogError {
         /// Sequence received.
         got: i32,
     },
+    /// An idempotent producer re-sent a batch older than the ones the
+    /// broker remembers: it was written long ago.
+    #[error("duplicate sequence for producer {producer_id}: sequence {got} was written before (the broker now expects {expected}; only the last {window} batches are remembered with their offsets)", window = crate::log::producer_state::MAX_REMEMBERED)]
+    DuplicateSequence {
+        /// Producer id.
+        producer_id: i64,
+        /// Sequence received.
+        got: i32,
+        /// Next sequence the broker expects.
+        expected: i32,
+    },
     /// An idempotent producer used an old epoch.
     #[error("producer {producer_id} fenced: epoch {got} is older than {current}")]
     ProducerFenced {

@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tidelog_proto::batch::BatchHeader;
+use tidelog_proto::batch::{BatchError, BatchHeader};
 
 use super::error::LogError;
 
@@ -61,8 +61,15 @@ pub struct ProducerStateTable {
 impl ProducerStateTable {
     /// Decides what to do with a batch, without changing state.
     pub fn check(&self, h: &BatchHeader) -> Result<SequenceCheck, LogError> {
-        if h.producer_id < 0 || h.base_sequence < 0 {
+        if h.producer_id < 0 {
             return Ok(SequenceCheck::Append);
+        }
+        // Produce validation refuses these; an untracked idempotent batch
+        // would be appended again on every retry.
+        if h.base_sequence < 0 || h.producer_epoch < 0 {
+            return Err(LogError::Corrupt(BatchError::InvalidHeader(
+                "an idempotent batch needs producer_epoch >= 0 and base_sequence >= 0",
+            )));
         }
         // A producer (or a new epoch of one) starts its sequence at 0. A
         // later first batch is a request that overtook the first one (a
@@ -109,6 +116,15 @@ impl ProducerStateTable {
         });
         if h.base_sequence == expected {
             Ok(SequenceCheck::Append)
+        } else if is_behind(h.base_sequence, expected) {
+            // Already written, but older than the batches remembered: a
+            // retry that arrived very late. Not a loss, and its original
+            // offsets are no longer known.
+            Err(LogError::DuplicateSequence {
+                producer_id: h.producer_id,
+                got: h.base_sequence,
+                expected,
+            })
         } else {
             Err(LogError::OutOfOrderSequence {
                 producer_id: h.producer_id,
@@ -187,6 +203,14 @@ impl ProducerStateTable {
     }
 }
 
+/// True when `seq` lies before `expected` in the wrapping sequence space
+/// (0..=i32::MAX), i.e. within the half of it just behind `expected`.
+fn is_behind(seq: i32, expected: i32) -> bool {
+    const SPACE: i64 = i32::MAX as i64 + 1;
+    let distance = (i64::from(expected) - i64::from(seq)).rem_euclid(SPACE);
+    distance > 0 && distance <= SPACE / 2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,12 +264,47 @@ mod tests {
             t.check(&header(1, 0, 2, 1)).expect("ok"),
             SequenceCheck::Duplicate(20)
         );
-        assert!(t.check(&header(1, 0, 1, 1)).is_err(), "too old to dedupe");
+        assert!(
+            matches!(
+                t.check(&header(1, 0, 1, 1)),
+                Err(LogError::DuplicateSequence {
+                    got: 1,
+                    expected,
+                    ..
+                }) if expected == n
+            ),
+            "too old to dedupe, but not a loss"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("x.snapshot");
         t.write_snapshot(&p).expect("write");
         assert_eq!(ProducerStateTable::read_snapshot(&p), Some(t.clone()));
         t.expire(10_000, 5_000);
         assert!(t.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod sequence_space_tests {
+    use super::*;
+
+    #[test]
+    fn behind_means_the_half_of_the_space_before_expected() {
+        assert!(is_behind(0, 1));
+        assert!(!is_behind(1, 1));
+        assert!(!is_behind(2, 1), "ahead is a gap, not a duplicate");
+        // Across the wrap: expected 3 after i32::MAX.
+        assert!(is_behind(i32::MAX, 3));
+        assert!(!is_behind(4, 3));
+    }
+
+    #[test]
+    fn an_idempotent_batch_without_a_sequence_is_refused() {
+        let t = ProducerStateTable::default();
+        let mut b =
+            tidelog_proto::batch::BatchBuilder::new(tidelog_proto::batch::Compression::None, 0);
+        b.push(0, None, Some(b"v"), &[]);
+        let h = tidelog_proto::batch::validate_batch(&b.finish(5, 0, -1)).expect("header");
+        assert!(matches!(t.check(&h), Err(LogError::Corrupt(_))));
     }
 }
