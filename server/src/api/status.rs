@@ -22,10 +22,16 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
         BrokerError::Storage(_) => (Code::Unavailable, R::StorageUnavailable),
         BrokerError::ShuttingDown => (Code::Unavailable, R::ShuttingDown),
         BrokerError::DiskFull { .. } => (Code::Unavailable, R::StorageUnavailable),
+        // Damaged stored data, on this broker's disk or in the bucket: the
+        // proto has one reason for it (REMOTE_DATA_LOSS), not retriable.
+        BrokerError::LocalDataLoss { .. } => (Code::DataLoss, R::RemoteDataLoss),
         BrokerError::Tiering(TieringError::Corrupt { .. }) => (Code::DataLoss, R::RemoteDataLoss),
         BrokerError::Tiering(_) => (Code::Unavailable, R::StorageUnavailable),
         BrokerError::Log(l) => match l {
             LogError::Corrupt(_) => (Code::InvalidArgument, R::CorruptBatch),
+            // Only reached if a caller did not attach the partition (see
+            // `Partition::fetch`); still stored data, still data loss.
+            LogError::Damaged { .. } => (Code::DataLoss, R::RemoteDataLoss),
             LogError::RecordTooLarge { .. } => (Code::InvalidArgument, R::RecordTooLarge),
             LogError::OutOfOrderSequence { .. } => {
                 (Code::FailedPrecondition, R::OutOfOrderSequence)
