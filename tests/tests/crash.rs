@@ -312,13 +312,11 @@ async fn a_damaged_batch_on_local_disk_is_data_loss_not_a_bad_request() {
         .create_topic(NewTopic::new("rot", 1).config("remote.storage.enable", "false"))
         .await
         .expect("create");
-    let producer = client.producer();
-    for i in 0..3 {
-        producer
-            .send(ProducerRecord::new("rot", format!("v{i}")))
-            .await
-            .expect("send");
-    }
+    let m = client
+        .producer()
+        .send(ProducerRecord::new("rot", "v0"))
+        .await;
+    assert_eq!(m.expect("send").offset, 0);
     // Flip one byte inside the first batch, past its 57-byte header (the
     // broker reads the file through its own handle, so it sees this).
     let seg = broker
@@ -334,25 +332,22 @@ async fn a_damaged_batch_on_local_disk_is_data_loss_not_a_bad_request() {
     std::os::unix::fs::FileExt::write_all_at(&f, &[b[0] ^ 0xff], 60).expect("write byte");
     drop(f);
 
-    let mut c = ConsumerClient::connect(format!("http://{}", broker.addr))
+    // Offset 0 of partition 0, straight over gRPC to see code and reason.
+    let request = FetchRequest {
+        topic: "rot".into(),
+        ..FetchRequest::default()
+    };
+    let err = ConsumerClient::connect(format!("http://{}", broker.addr))
         .await
-        .expect("connect");
-    let err = c
-        .fetch(FetchRequest {
-            topic: "rot".into(),
-            partition: 0,
-            offset: 0,
-            max_bytes: 0,
-            max_wait_ms: 0,
-        })
+        .expect("connect")
+        .fetch(request)
         .await
         .expect_err("damaged data is not served");
-    assert_eq!(err.code(), tonic::Code::DataLoss, "{err:?}");
+    let reason = err.metadata().get(tidelog_proto::ERROR_REASON_KEY);
     assert_eq!(
-        err.metadata()
-            .get(tidelog_proto::ERROR_REASON_KEY)
-            .and_then(|v| v.to_str().ok()),
-        Some("REMOTE_DATA_LOSS")
+        (err.code(), reason.and_then(|v| v.to_str().ok())),
+        (tonic::Code::DataLoss, Some("REMOTE_DATA_LOSS")),
+        "{err:?}"
     );
     assert!(
         err.message().contains("rot/0") && err.message().contains("offset 0"),

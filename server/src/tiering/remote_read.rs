@@ -169,15 +169,18 @@ impl Tiering {
         }
     }
 
-    async fn read_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, TieringError> {
-        self.read_limit
+    /// Runs a remote read under a permit of the read semaphore; corruption
+    /// on its way out is counted and logged.
+    async fn guarded<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, TieringError>>,
+    ) -> Result<T, TieringError> {
+        let _permit = self
+            .read_limit
             .acquire()
             .await
-            .map_err(|_| TieringError::NotLoaded("remote reads are closed".into()))
-    }
-
-    /// Counts and logs remote corruption on its way out.
-    fn note_corrupt<T>(&self, result: Result<T, TieringError>) -> Result<T, TieringError> {
+            .map_err(|_| TieringError::NotLoaded("remote reads are closed".into()))?;
+        let result = read.await;
         if let Err(TieringError::Corrupt { key, detail }) = &result {
             self.metrics.remote_corrupt.inc();
             tracing::error!(%key, %detail, "remote segment is corrupt");
@@ -194,23 +197,15 @@ impl Tiering {
         visible_end: i64,
         max_bytes: usize,
     ) -> Result<ReadOutcome, TieringError> {
-        let result = async {
-            let _permit = self.read_permit().await?;
-            let index = self
-                .index(
-                    &self.caches.offset_indexes,
-                    seg.index_key(),
-                    seg.index_bytes,
-                    seg,
-                )
-                .await?;
+        self.guarded(async {
+            let caches = &self.caches.offset_indexes;
+            let index = self.index(caches, seg.index_key(), seg.index_bytes, seg);
             let rel = u32::try_from((offset - seg.base_offset).max(0)).unwrap_or(u32::MAX);
+            let start = u64::from(index.await?.lookup(rel));
             let bytes = RemoteBytes { tiering: self, seg };
-            let start = u64::from(index.lookup(rel));
             batch_read::read_batches(&bytes, start, offset, visible_end, max_bytes).await
-        }
-        .await;
-        self.note_corrupt(result)
+        })
+        .await
     }
 
     /// First record with timestamp >= `ts` in a remote segment.
@@ -219,21 +214,14 @@ impl Tiering {
         seg: &RemoteSegment,
         ts: i64,
     ) -> Result<Option<(i64, i64)>, TieringError> {
-        let result = async {
-            let _permit = self.read_permit().await?;
-            let tindex = self
-                .index(
-                    &self.caches.time_indexes,
-                    seg.time_index_key(),
-                    seg.time_index_bytes,
-                    seg,
-                )
-                .await?;
+        self.guarded(async {
+            let caches = &self.caches.time_indexes;
+            let index = self.index(caches, seg.time_index_key(), seg.time_index_bytes, seg);
+            let start = u64::from(index.await?.lookup(ts));
             let bytes = RemoteBytes { tiering: self, seg };
-            batch_read::find_timestamp(&bytes, u64::from(tindex.lookup(ts)), ts).await
-        }
-        .await;
-        self.note_corrupt(result)
+            batch_read::find_timestamp(&bytes, start, ts).await
+        })
+        .await
     }
 }
 
