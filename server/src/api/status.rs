@@ -38,7 +38,9 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
             }
             LogError::ProducerFenced { .. } => (Code::FailedPrecondition, R::ProducerFenced),
             LogError::OffsetOutOfRange { .. } => (Code::OutOfRange, R::OffsetOutOfRange),
-            LogError::Io { .. } | LogError::Failed(_) => (Code::Unavailable, R::StorageUnavailable),
+            LogError::Io { .. } | LogError::Failed(_) | LogError::LogExists(_) => {
+                (Code::Unavailable, R::StorageUnavailable)
+            }
         },
     }
 }

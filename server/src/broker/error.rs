@@ -44,10 +44,12 @@ pub enum BrokerError {
     Log(#[from] LogError),
     /// A batch on this broker's own disk failed its check when read back:
     /// the stored copy is damaged (not the client's fault).
-    #[error("data loss in partition {partition}: {batch} (segment {path})")]
+    #[error("data loss in partition {partition}{}: {batch} (segment {path})", reading.map(|o| format!(" reading offset {o}")).unwrap_or_default())]
     LocalDataLoss {
         /// `topic/partition`.
         partition: String,
+        /// The offset a fetch asked for (`None`: a timestamp lookup).
+        reading: Option<i64>,
         /// The segment file.
         path: PathBuf,
         /// Offset, position and what is wrong.

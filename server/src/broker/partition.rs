@@ -290,20 +290,21 @@ impl Partition {
             Some(plan) => plan
                 .read(offset, hw, max_bytes)
                 .await
-                .map_err(|e| self.stored_data_error(e)),
+                .map_err(|e| self.stored_data_error(e, Some(offset))),
             None => Ok(ReadOutcome::default()),
         }
     }
 
     /// Damaged data on this broker's disk is data loss (counted, logged,
     /// with the partition named), not a client's bad request.
-    fn stored_data_error(&self, e: LogError) -> BrokerError {
+    fn stored_data_error(&self, e: LogError, reading: Option<i64>) -> BrokerError {
         match e {
             LogError::Damaged { path, batch } => {
                 self.local_corrupt.inc();
                 tracing::error!(partition = %self.label, path = %path.display(), %batch, "stored batch is damaged");
                 BrokerError::LocalDataLoss {
                     partition: self.label.clone(),
+                    reading,
                     path,
                     batch,
                 }
@@ -329,7 +330,7 @@ impl Partition {
                 let found = plan
                     .find_timestamp(ts)
                     .await
-                    .map_err(|e| self.stored_data_error(e))?;
+                    .map_err(|e| self.stored_data_error(e, None))?;
                 Ok(found.filter(|(off, _)| *off < hw))
             }
             None => Ok(None),

@@ -30,16 +30,27 @@ use super::error::LogError;
 
 /// Stored data that fails a check: damaged on disk or in the bucket, never
 /// a client's fault.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("reading offset {offset}: damaged batch at byte {position}: {detail}")]
+#[derive(Debug, Clone)]
 pub struct DamagedBatch {
-    /// The offset being read.
-    pub offset: i64,
     /// Byte position of the damaged batch in its segment.
     pub position: u64,
+    /// The batch's first offset, when its header could be read.
+    pub offset: Option<i64>,
     /// What is wrong.
     pub detail: String,
 }
+
+impl std::fmt::Display for DamagedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the batch at byte {}", self.position)?;
+        if let Some(o) = self.offset {
+            write!(f, " (offset {o})")?;
+        }
+        write!(f, " is damaged: {}", self.detail)
+    }
+}
+
+impl std::error::Error for DamagedBatch {}
 
 /// The bytes of one segment, read by position.
 pub trait SegmentBytes: Sync {
@@ -73,24 +84,29 @@ pub struct ReadOutcome {
 fn parse_header<S: SegmentBytes>(
     seg: &S,
     bytes: &[u8],
-    offset: i64,
     position: u64,
 ) -> Result<BatchHeader, S::Error> {
     BatchHeader::parse(bytes).map_err(|e| {
         seg.damaged(DamagedBatch {
-            offset,
             position,
+            offset: None,
             detail: e.to_string(),
         })
     })
 }
 
-/// Checks that `len` bytes at `pos` lie in the segment.
-fn check_within<S: SegmentBytes>(seg: &S, offset: i64, pos: u64, len: u64) -> Result<(), S::Error> {
+/// Checks that the batch `h` at `pos`, `len` bytes read from there, lies in
+/// the segment.
+fn check_within<S: SegmentBytes>(
+    seg: &S,
+    h: &BatchHeader,
+    pos: u64,
+    len: u64,
+) -> Result<(), S::Error> {
     if pos + len > seg.size() {
         return Err(seg.damaged(DamagedBatch {
-            offset,
             position: pos,
+            offset: Some(h.base_offset),
             detail: format!(
                 "a batch of {len} bytes runs past the segment's end at byte {}",
                 seg.size()
@@ -119,7 +135,7 @@ pub async fn read_batches<S: SegmentBytes>(
             return Ok(ReadOutcome::default());
         }
         let hb = seg.read_at(pos, HEADER_LEN as u64).await?;
-        let h = parse_header(seg, &hb, offset, pos)?;
+        let h = parse_header(seg, &hb, pos)?;
         if h.next_offset() > offset {
             break h;
         }
@@ -131,7 +147,7 @@ pub async fn read_batches<S: SegmentBytes>(
     // One read covering the first batch whole and up to max_bytes in all,
     // then cut after the last whole visible batch.
     let want = (first.total_len() as u64).max((max_bytes as u64).min(seg.size() - pos));
-    check_within(seg, offset, pos, want)?;
+    check_within(seg, &first, pos, want)?;
     let buf = seg.read_at(pos, want).await?;
     seg.read_ahead(pos + want);
     let mut cut = 0usize;
@@ -139,14 +155,14 @@ pub async fn read_batches<S: SegmentBytes>(
     let mut next_offset = 0;
     while buf.len() - cut >= HEADER_LEN {
         let at = pos + cut as u64;
-        let h = parse_header(seg, &buf[cut..], offset, at)?;
+        let h = parse_header(seg, &buf[cut..], at)?;
         if h.base_offset >= visible_end || cut + h.total_len() > buf.len() {
             break;
         }
         h.verify_crc(&buf[cut..cut + h.total_len()]).map_err(|e| {
             seg.damaged(DamagedBatch {
-                offset: h.base_offset,
                 position: at,
+                offset: Some(h.base_offset),
                 detail: e.to_string(),
             })
         })?;
@@ -171,15 +187,15 @@ pub async fn find_timestamp<S: SegmentBytes>(
     let mut pos = start;
     while pos + HEADER_LEN as u64 <= seg.size() {
         let hb = seg.read_at(pos, HEADER_LEN as u64).await?;
-        let h = parse_header(seg, &hb, -1, pos)?;
+        let h = parse_header(seg, &hb, pos)?;
         if h.max_timestamp >= ts {
             let len = h.total_len() as u64;
-            check_within(seg, h.base_offset, pos, len)?;
+            check_within(seg, &h, pos, len)?;
             let batch = seg.read_at(pos, len).await?;
             let damaged = |detail: String| {
                 seg.damaged(DamagedBatch {
-                    offset: h.base_offset,
                     position: pos,
+                    offset: Some(h.base_offset),
                     detail,
                 })
             };
@@ -243,6 +259,70 @@ impl SegmentBytes for ReadPlan {
         LogError::Damaged {
             path: self.path.to_path_buf(),
             batch,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidelog_proto::batch::{stamp_batch, BatchBuilder, Compression};
+
+    /// A segment file of `n` one-record batches (offsets 0..n, timestamps
+    /// 1000 + offset) and a plan over it.
+    fn segment(dir: &Path, n: i64) -> ReadPlan {
+        let path = dir.join("00000000000000000000.log");
+        let mut data = Vec::new();
+        for i in 0..n {
+            let mut b = BatchBuilder::new(Compression::None, 1000 + i);
+            b.push(1000 + i, None, Some(b"value"), &[]);
+            let mut raw = b.finish(-1, -1, -1).to_vec();
+            stamp_batch(&mut raw, i, 0);
+            data.extend_from_slice(&raw);
+        }
+        std::fs::write(&path, &data).expect("write segment");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        ReadPlan {
+            file: Arc::new(file),
+            path: Arc::from(path.as_path()),
+            start: 0,
+            end: data.len() as u64,
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_visible_batches_and_finds_timestamps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plan = segment(dir.path(), 5);
+        let out = plan.read(2, 4, 1 << 20).await.expect("read");
+        assert_eq!((out.records, out.next_offset), (2, 4));
+        assert_eq!(plan.read(4, 4, 1 << 20).await.expect("read").records, 0);
+        assert_eq!(
+            plan.find_timestamp(1003).await.expect("scan"),
+            Some((3, 1003))
+        );
+        assert_eq!(plan.find_timestamp(2000).await.expect("scan"), None);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_batch_is_an_error_naming_its_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plan = segment(dir.path(), 3);
+        let third = plan.end / 3 * 2;
+        plan.file
+            .write_all_at(&[0xff], third + HEADER_LEN as u64 + 2)
+            .expect("damage");
+        // The batches before it are still served.
+        assert_eq!(plan.read(0, 2, 1).await.expect("read").records, 1);
+        match plan.read(2, 3, 1 << 20).await {
+            Err(LogError::Damaged { batch, .. }) => {
+                assert_eq!((batch.position, batch.offset), (third, Some(2)))
+            }
+            other => panic!("expected Damaged, got {other:?}"),
         }
     }
 }

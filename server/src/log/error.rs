@@ -28,6 +28,9 @@ pub enum LogError {
         /// Where and what.
         batch: DamagedBatch,
     },
+    /// A log was to be created where one exists already.
+    #[error("{0} already holds a log")]
+    LogExists(PathBuf),
     /// A batch is larger than `max.message.bytes`.
     #[error("batch of {size} bytes exceeds max.message.bytes={max}")]
     RecordTooLarge {

@@ -253,13 +253,7 @@ impl PartitionLog {
             .flatten()
             .any(|e| parse_stem(&e.file_name().to_string_lossy(), ".log").is_some());
         if has_log {
-            return Err(LogError::io(
-                dir,
-                std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    "the directory already holds a log",
-                ),
-            ));
+            return Err(LogError::LogExists(dir.to_path_buf()));
         }
         let seg = Segment::create(dir, base_offset, config.index_interval_bytes, now_ms)?;
         seg.sync()?;

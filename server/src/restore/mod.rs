@@ -100,7 +100,8 @@ pub async fn restore(
                 None => (0, 0, 0, 0),
             };
             // Producers continue after the bucket's last offset.
-            PartitionLog::create_at(&dir.join(p.to_string()), end, LogConfig::default(), 0)?;
+            let now = chrono::Utc::now().timestamp_millis();
+            PartitionLog::create_at(&dir.join(p.to_string()), end, LogConfig::default(), now)?;
             done += 1;
             summary.partitions += 1;
             summary.remote_bytes += bytes;
