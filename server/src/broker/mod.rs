@@ -85,6 +85,13 @@ fn storage(path: &Path, e: std::io::Error) -> BrokerError {
     BrokerError::Storage(format!("{}: {e}", path.display()))
 }
 
+fn in_use(dir: &Path) -> BrokerError {
+    BrokerError::Storage(format!(
+        "{} is in use by another tidelog process; stop it or pick another --data-dir",
+        dir.display()
+    ))
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -97,10 +104,7 @@ impl Broker {
             return Ok(());
         };
         if lock.try_lock().is_err() {
-            return Err(BrokerError::Storage(format!(
-                "{} is in use by another tidelog process; stop it or pick another --data-dir",
-                dir.display()
-            )));
+            return Err(in_use(dir));
         }
         Ok(())
     }
@@ -118,10 +122,7 @@ impl Broker {
         let lock_path = dir.join(".lock");
         let lock = File::create(&lock_path).map_err(|e| storage(&lock_path, e))?;
         if lock.try_lock().is_err() {
-            return Err(BrokerError::Storage(format!(
-                "{} is in use by another tidelog process; stop it or pick another --data-dir",
-                dir.display()
-            )));
+            return Err(in_use(dir));
         }
         let topics_dir = dir.join("topics");
         std::fs::create_dir_all(&topics_dir).map_err(|e| storage(&topics_dir, e))?;
