@@ -8,10 +8,12 @@
 pub mod api;
 pub mod broker;
 pub mod cli;
+pub mod cluster_snapshot;
 pub mod config;
 pub mod groups;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod restore;
 pub mod serve;
 pub mod tiering;

@@ -66,6 +66,9 @@ pub struct Metrics {
     pub segments: IntGaugeVec,
     /// Log bytes per topic (refreshed at scrape).
     pub log_size: IntGaugeVec,
+    /// Damaged batches found reading this broker's own disk (the bucket's
+    /// count is `tiering.remote_corrupt`).
+    pub local_corrupt: IntCounter,
     /// Tiered storage.
     pub tiering: TieringMetrics,
 }
@@ -122,7 +125,12 @@ impl Metrics {
             Opts::new("log_size_bytes", "Bytes of log on local disk"),
             topic,
         )?;
+        let local_corrupt = IntCounter::new(
+            "local_corrupt_total",
+            "Damaged batches found reading the broker's own disk (served as DATA_LOSS)",
+        )?;
         let tiering = TieringMetrics::new(&registry)?;
+        registry.register(Box::new(local_corrupt.clone()))?;
         registry.register(Box::new(bytes_in.clone()))?;
         registry.register(Box::new(records_in.clone()))?;
         registry.register(Box::new(bytes_out.clone()))?;
@@ -145,6 +153,7 @@ impl Metrics {
             errors,
             segments,
             log_size,
+            local_corrupt,
             tiering,
         })
     }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{Api, MAX_MESSAGE_BYTES};
 use crate::broker::{Broker, BrokerError};
+use crate::cluster_snapshot::SnapshotPublisher;
 use crate::config::ServeConfig;
 use crate::groups::{GroupCoordinator, GroupError};
 use crate::http::{router, HttpState};
@@ -42,10 +43,12 @@ pub enum ServeError {
     /// Metrics registration failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    /// Tiered storage could not start (bad URL, bucket holds topics the
-    /// data directory lacks).
+    /// Tiered storage could not start (bad URL, unreachable cache dir).
     #[error(transparent)]
     Tiering(#[from] crate::tiering::TieringError),
+    /// The bucket holds topics the data directory lacks.
+    #[error(transparent)]
+    Restore(#[from] crate::restore::RestoreError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -100,20 +103,21 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
         crate::tiering::Tiering::open(cfg.tiering_settings(), metrics.tiering.clone()).await?;
     tracing::info!(object_store = %tiering.store.url(), "tiered storage on");
     // Never start a fresh log over a bucket that holds topics.
-    crate::tiering::restore::check_start(&tiering.store, &cfg.data_dir).await?;
+    crate::restore::check_start(&tiering.store, &cfg.data_dir).await?;
     let broker = Broker::open(
         cfg.broker_settings(),
         metrics,
         shutdown.child_token(),
-        Some(tiering),
+        Some(Arc::clone(&tiering)),
     )?;
     broker.load_remote_state().await;
-    broker.publish_snapshot().await;
     let _ = http_state.broker.set(Arc::clone(&broker));
     let groups = GroupCoordinator::open(
         Arc::clone(&broker),
         Duration::from_millis(cfg.group_heartbeat_interval_ms),
     )?;
+    // Writes cluster.json now and whenever topics or committed offsets change.
+    SnapshotPublisher::start(Arc::clone(&broker), Arc::clone(&groups), tiering).await;
     let api = Api::new(Arc::clone(&broker), groups);
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)

@@ -301,3 +301,58 @@ async fn a_producer_rides_through_a_broker_restart_exactly_once_in_order() {
         assert_eq!(r.value.as_deref(), Some(format!("r{i}").as_bytes()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_batch_on_local_disk_is_data_loss_not_a_bad_request() {
+    use tidelog_proto::v1::{consumer_client::ConsumerClient, FetchRequest};
+    let broker = BrokerProcess::start();
+    let client = broker.client().await;
+    client
+        .admin()
+        .create_topic(NewTopic::new("rot", 1).config("remote.storage.enable", "false"))
+        .await
+        .expect("create");
+    let m = client
+        .producer()
+        .send(ProducerRecord::new("rot", "v0"))
+        .await;
+    assert_eq!(m.expect("send").offset, 0);
+    // Flip one byte inside the first batch, past its 57-byte header (the
+    // broker reads the file through its own handle, so it sees this).
+    let seg = broker
+        .data_dir
+        .join("topics/rot/0/00000000000000000000.log");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .expect("segment");
+    let mut b = [0u8; 1];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, 60).expect("read byte");
+    std::os::unix::fs::FileExt::write_all_at(&f, &[b[0] ^ 0xff], 60).expect("write byte");
+    drop(f);
+
+    // Offset 0 of partition 0, straight over gRPC to see code and reason.
+    let request = FetchRequest {
+        topic: "rot".into(),
+        ..FetchRequest::default()
+    };
+    let err = ConsumerClient::connect(format!("http://{}", broker.addr))
+        .await
+        .expect("connect")
+        .fetch(request)
+        .await
+        .expect_err("damaged data is not served");
+    let reason = err.metadata().get(tidelog_proto::ERROR_REASON_KEY);
+    assert_eq!(
+        (err.code(), reason.and_then(|v| v.to_str().ok())),
+        (tonic::Code::DataLoss, Some("REMOTE_DATA_LOSS")),
+        "{err:?}"
+    );
+    assert!(
+        err.message().contains("rot/0") && err.message().contains("offset 0"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(broker.metric("tidelog_local_corrupt_total"), Some(1.0));
+}

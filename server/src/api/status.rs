@@ -24,10 +24,16 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
         BrokerError::Storage(_) => (Code::Unavailable, R::StorageUnavailable),
         BrokerError::ShuttingDown => (Code::Unavailable, R::ShuttingDown),
         BrokerError::DiskFull { .. } => (Code::Unavailable, R::StorageUnavailable),
+        // Damaged stored data, on this broker's disk or in the bucket: the
+        // proto has one reason for it (REMOTE_DATA_LOSS), not retriable.
+        BrokerError::LocalDataLoss { .. } => (Code::DataLoss, R::RemoteDataLoss),
         BrokerError::Tiering(TieringError::Corrupt { .. }) => (Code::DataLoss, R::RemoteDataLoss),
         BrokerError::Tiering(_) => (Code::Unavailable, R::StorageUnavailable),
         BrokerError::Log(l) => match l {
             LogError::Corrupt(_) => (Code::InvalidArgument, R::CorruptBatch),
+            // Only reached if a caller did not attach the partition (see
+            // `Partition::fetch`); still stored data, still data loss.
+            LogError::Damaged { .. } => (Code::DataLoss, R::RemoteDataLoss),
             LogError::RecordTooLarge { .. } => (Code::InvalidArgument, R::RecordTooLarge),
             LogError::OutOfOrderSequence { .. } => {
                 (Code::FailedPrecondition, R::OutOfOrderSequence)
@@ -35,7 +41,9 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
             LogError::ProducerFenced { .. } => (Code::FailedPrecondition, R::ProducerFenced),
             LogError::DuplicateSequence { .. } => (Code::AlreadyExists, R::DuplicateSequenceNumber),
             LogError::OffsetOutOfRange { .. } => (Code::OutOfRange, R::OffsetOutOfRange),
-            LogError::Io { .. } | LogError::Failed(_) => (Code::Unavailable, R::StorageUnavailable),
+            LogError::Io { .. } | LogError::Failed(_) | LogError::LogExists(_) => {
+                (Code::Unavailable, R::StorageUnavailable)
+            }
         },
     }
 }

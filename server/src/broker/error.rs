@@ -1,7 +1,9 @@
 //! Errors of the broker layer: what a client did wrong or what went wrong
 //! inside. Converted to a gRPC status in exactly one place (`api::status`).
 
-use crate::log::LogError;
+use std::path::PathBuf;
+
+use crate::log::{DamagedBatch, LogError};
 use crate::tiering::TieringError;
 
 /// Why a broker operation failed.
@@ -43,6 +45,19 @@ pub enum BrokerError {
     /// A failure of the log layer.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// A batch on this broker's own disk failed its check when read back:
+    /// the stored copy is damaged (not the client's fault).
+    #[error("data loss in partition {partition}{}: {batch} (segment {path})", reading.map(|o| format!(" reading offset {o}")).unwrap_or_default())]
+    LocalDataLoss {
+        /// `topic/partition`.
+        partition: String,
+        /// The offset a fetch asked for (`None`: a timestamp lookup).
+        reading: Option<i64>,
+        /// The segment file.
+        path: PathBuf,
+        /// Offset, position and what is wrong.
+        batch: DamagedBatch,
+    },
     /// A failure outside the log (metadata files and the like).
     #[error("storage error: {0}")]
     Storage(String),

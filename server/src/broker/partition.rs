@@ -18,12 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::BrokerError;
 use crate::log::{
-    find_timestamp, read_batches, AppendResult, IncomingBatch, LogConfig, LogError, LogStats,
-    PartitionLog, ReadOutcome, RemoteBounds, SealedSegment,
+    AppendResult, IncomingBatch, LogConfig, LogError, LogStats, PartitionLog, ReadOutcome,
+    RemoteBounds, SealedSegment,
 };
 use crate::metrics::Metrics;
-use crate::tiering::uploader::LocalLog;
-use crate::tiering::{RemotePartition, RemoteStats, Tiering};
+use crate::tiering::{LocalLog, RemotePartition, RemoteRead, RemoteStats};
 
 /// When a produce is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +57,8 @@ pub struct FetchResult {
 #[derive(Debug)]
 pub struct Partition {
     id: u32,
+    /// `topic/partition`, for errors and logs.
+    label: String,
     log: Mutex<PartitionLog>,
     /// Offset below which everything is fsynced and readable.
     high_watermark: watch::Sender<i64>,
@@ -69,8 +70,10 @@ pub struct Partition {
     bytes_out: IntCounter,
     records_out: IntCounter,
     fsync_latency: Histogram,
+    /// Damaged batches found on this broker's disk.
+    local_corrupt: IntCounter,
     /// The remote (bucket) side, when tiering is on.
-    remote: Option<(Arc<Tiering>, Arc<RemotePartition>)>,
+    remote: Option<Arc<RemotePartition>>,
 }
 
 fn now_ms() -> i64 {
@@ -86,7 +89,7 @@ impl Partition {
         dir: &std::path::Path,
         config: LogConfig,
         metrics: &Metrics,
-        remote: Option<(Arc<Tiering>, Arc<RemotePartition>)>,
+        remote: Option<Arc<RemotePartition>>,
     ) -> Result<Arc<Self>, BrokerError> {
         let log = PartitionLog::open(dir, config, now_ms())?;
         // After a process crash the page cache may hold data not yet on disk:
@@ -96,6 +99,7 @@ impl Partition {
         let (high_watermark, _) = watch::channel(end);
         Ok(Arc::new(Partition {
             id,
+            label: format!("{topic}/{id}"),
             log: Mutex::new(log),
             high_watermark,
             failed: Mutex::new(None),
@@ -105,6 +109,7 @@ impl Partition {
             bytes_out: metrics.bytes_out.with_label_values(&[topic]),
             records_out: metrics.records_out.with_label_values(&[topic]),
             fsync_latency: metrics.fsync_latency.clone(),
+            local_corrupt: metrics.local_corrupt.clone(),
             remote,
         }))
     }
@@ -112,19 +117,6 @@ impl Partition {
     /// Partition number.
     pub fn id(&self) -> u32 {
         self.id
-    }
-
-    /// Appends validated batches and waits as `acks` says.
-    pub async fn append(
-        &self,
-        batches: Vec<IncomingBatch>,
-        acks: AckMode,
-    ) -> Result<Vec<AppendResult>, BrokerError> {
-        let appended = self.append_now(&batches)?;
-        if acks == AckMode::Durable {
-            self.wait_durable(appended.end).await?;
-        }
-        Ok(appended.results)
     }
 
     /// Appends validated batches to the page cache and returns at once;
@@ -238,15 +230,6 @@ impl Partition {
         }
     }
 
-    /// Waits until the high watermark passes `offset`.
-    pub async fn wait_for_data(&self, offset: i64) -> Result<(), BrokerError> {
-        let mut rx = self.high_watermark.subscribe();
-        rx.wait_for(|hw| *hw > offset)
-            .await
-            .map(|_| ())
-            .map_err(|_| BrokerError::ShuttingDown)
-    }
-
     async fn read_now(
         &self,
         offset: i64,
@@ -264,33 +247,27 @@ impl Partition {
             }
         };
         let read = if offset < local_start {
-            let Some((tiering, seg)) = self
-                .remote
-                .as_ref()
-                .and_then(|(t, rp)| rp.segment_for(offset).map(|s| (t, s)))
-            else {
-                return Err(LogError::OffsetOutOfRange {
-                    offset,
-                    start: self.log_start_offset(),
-                    end,
-                }
-                .into());
+            let remote = match &self.remote {
+                Some(rp) => rp.read(offset, local_start, hw, max_bytes).await?,
+                None => RemoteRead::NotHeld,
             };
-            if seg.base_offset >= local_start {
-                // A gap between bucket and local disk: continue locally.
-                let plan = self.log.lock().plan_read(local_start, hw)?;
-                match plan {
-                    Some(plan) => read_batches(&plan, local_start, hw, max_bytes)?,
-                    None => ReadOutcome::default(),
+            match remote {
+                RemoteRead::Served(read) => read,
+                RemoteRead::ReadLocally => {
+                    let plan = self.log.lock().plan_read(local_start, hw)?;
+                    self.read_local(plan, local_start, hw, max_bytes).await?
                 }
-            } else {
-                tiering.read(&seg, offset, hw, max_bytes).await?
+                RemoteRead::NotHeld => {
+                    return Err(LogError::OffsetOutOfRange {
+                        offset,
+                        start: self.log_start_offset(),
+                        end,
+                    }
+                    .into())
+                }
             }
         } else {
-            match plan {
-                Some(plan) => read_batches(&plan, offset, hw, max_bytes)?,
-                None => ReadOutcome::default(),
-            }
+            self.read_local(plan, offset, hw, max_bytes).await?
         };
         self.bytes_out.inc_by(read.bytes.len() as u64);
         self.records_out.inc_by(read.records);
@@ -301,30 +278,59 @@ impl Partition {
         })
     }
 
+    /// Runs a planned local read (outside the lock).
+    async fn read_local(
+        &self,
+        plan: Option<crate::log::ReadPlan>,
+        offset: i64,
+        hw: i64,
+        max_bytes: usize,
+    ) -> Result<ReadOutcome, BrokerError> {
+        match plan {
+            Some(plan) => plan
+                .read(offset, hw, max_bytes)
+                .await
+                .map_err(|e| self.stored_data_error(e, Some(offset))),
+            None => Ok(ReadOutcome::default()),
+        }
+    }
+
+    /// Damaged data on this broker's disk is data loss (counted, logged,
+    /// with the partition named), not a client's bad request.
+    fn stored_data_error(&self, e: LogError, reading: Option<i64>) -> BrokerError {
+        match e {
+            LogError::Damaged { path, batch } => {
+                self.local_corrupt.inc();
+                tracing::error!(partition = %self.label, path = %path.display(), %batch, "stored batch is damaged");
+                BrokerError::LocalDataLoss {
+                    partition: self.label.clone(),
+                    reading,
+                    path,
+                    batch,
+                }
+            }
+            other => other.into(),
+        }
+    }
+
     /// First offset with timestamp >= `ts` and that record's timestamp;
     /// `None` when no durable record is that recent. Looks in the bucket
     /// first (older data), then on local disk.
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, BrokerError> {
         let local_start = self.log.lock().log_start_offset();
-        if let Some((tiering, rp)) = &self.remote {
-            let m = rp.manifest();
-            for seg in m
-                .segments
-                .iter()
-                .filter(|s| s.base_offset < local_start && s.max_timestamp >= ts)
-            {
-                if let Some(found) = tiering.find_timestamp(seg, ts).await? {
-                    return Ok(Some(found));
-                }
+        if let Some(rp) = &self.remote {
+            if let Some(found) = rp.find_timestamp(ts, local_start).await? {
+                return Ok(Some(found));
             }
         }
         let plan = self.log.lock().plan_timestamp(ts);
         let hw = self.high_watermark();
         match plan {
             Some(plan) => {
-                let found = tokio::task::spawn_blocking(move || find_timestamp(&plan, ts))
+                let found = plan
+                    .find_timestamp(ts)
                     .await
-                    .map_err(|e| BrokerError::Storage(e.to_string()))??;
+                    .map_err(|e| self.stored_data_error(e, None))?;
                 Ok(found.filter(|(off, _)| *off < hw))
             }
             None => Ok(None),
@@ -340,7 +346,7 @@ impl Partition {
     /// data than local disk.
     pub fn log_start_offset(&self) -> i64 {
         let local = self.log.lock().log_start_offset();
-        match self.remote.as_ref().and_then(|(_, rp)| rp.start_offset()) {
+        match self.remote.as_ref().and_then(|rp| rp.start_offset()) {
             Some(remote) => remote.min(local),
             None => local,
         }
@@ -353,13 +359,13 @@ impl Partition {
 
     /// The remote side, if tiering is on.
     pub fn remote(&self) -> Option<&Arc<RemotePartition>> {
-        self.remote.as_ref().map(|(_, rp)| rp)
+        self.remote.as_ref()
     }
 
     /// Remote numbers (all -1/0 without tiering).
     pub fn remote_stats(&self) -> RemoteStats {
         match &self.remote {
-            Some((_, rp)) => rp.stats(),
+            Some(rp) => rp.stats(),
             None => RemoteStats {
                 start_offset: -1,
                 end_offset: -1,
@@ -383,7 +389,7 @@ impl Partition {
     pub fn enforce_retention(&self) -> Result<usize, BrokerError> {
         let mut log = self.log.lock();
         let bounds = match &self.remote {
-            Some((_, rp)) => RemoteBounds {
+            Some(rp) => RemoteBounds {
                 active: log.config().remote_storage_enable || rp.uploaded_end().is_some(),
                 uploaded_end: rp.uploaded_end(),
                 remote_start: rp.start_offset(),

@@ -23,7 +23,7 @@ pub struct RestoreArgs {
 pub async fn run(args: RestoreArgs) -> Result<(), String> {
     let store = RemoteStore::open(&args.object_store).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout();
-    crate::tiering::restore::restore(&store, &args.data_dir, &args.topics, &mut out)
+    crate::restore::restore(&store, &args.data_dir, &args.topics, &mut out)
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use tidelog_proto::batch::BatchError;
 
+use super::batch_read::DamagedBatch;
+
 /// Why a log operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -15,9 +17,20 @@ pub enum LogError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A batch failed validation.
+    /// A batch a client sent failed validation.
     #[error("corrupt batch: {0}")]
     Corrupt(BatchError),
+    /// A batch stored on this broker's disk failed its check when read back.
+    #[error("stored data is damaged in {path}: {batch}")]
+    Damaged {
+        /// The segment file.
+        path: PathBuf,
+        /// Where and what.
+        batch: DamagedBatch,
+    },
+    /// A log was to be created where one exists already.
+    #[error("{0} already holds a log")]
+    LogExists(PathBuf),
     /// A batch is larger than `max.message.bytes`.
     #[error("batch of {size} bytes exceeds max.message.bytes={max}")]
     RecordTooLarge {

@@ -176,6 +176,35 @@ pub fn write_index_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// An index file format, for loaders that handle both kinds alike.
+pub trait IndexFile: Sized {
+    /// What the file is, for error messages.
+    const KIND: &'static str;
+    /// Parses and validates the file (see the types' `from_bytes`).
+    fn parse(buf: &[u8], segment_size: u64, max_rel_offset: u32) -> Option<Self>;
+}
+
+impl IndexFile for OffsetIndex {
+    const KIND: &'static str = "offset index";
+    fn parse(buf: &[u8], segment_size: u64, max_rel_offset: u32) -> Option<Self> {
+        Self::from_bytes(buf, segment_size, max_rel_offset)
+    }
+}
+
+impl IndexFile for TimeIndex {
+    const KIND: &'static str = "time index";
+    fn parse(buf: &[u8], segment_size: u64, max_rel_offset: u32) -> Option<Self> {
+        Self::from_bytes(buf, segment_size, max_rel_offset)
+    }
+}
+
+/// Reads and validates a sealed segment's index file; `None` when it is
+/// missing or does not validate (the caller rebuilds it from the log).
+pub fn load_index_file<I: IndexFile>(path: &Path, segment_size: u64) -> Option<I> {
+    let bytes = std::fs::read(path).ok()?;
+    I::parse(&bytes, segment_size, u32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use tidelog_proto::batch::{decode_records, stamp_batch, BatchHeader, HEADER_LEN};
+use bytes::Bytes;
+use tidelog_proto::batch::{stamp_batch, BatchHeader, HEADER_LEN};
 
+use super::batch_read::ReadPlan;
 use super::error::LogError;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::segment::Segment;
@@ -132,14 +132,6 @@ pub struct AppendResult {
     pub duplicate: bool,
 }
 
-/// Where to read for a fetch: a file range, read outside the lock.
-#[derive(Debug, Clone)]
-pub struct ReadPlan {
-    file: Arc<File>,
-    start: u64,
-    end: u64,
-}
-
 /// Summary numbers of a partition.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogStats {
@@ -242,6 +234,35 @@ impl PartitionLog {
             config,
             segments,
             producers,
+            failed: None,
+        })
+    }
+
+    /// Creates an empty log in `dir` whose first offset will be
+    /// `base_offset` (restoring a partition whose older data is in the
+    /// bucket). Refuses a directory that already holds segments.
+    pub fn create_at(
+        dir: &Path,
+        base_offset: i64,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<Self, LogError> {
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        let has_log = std::fs::read_dir(dir)
+            .map_err(|e| LogError::io(dir, e))?
+            .flatten()
+            .any(|e| parse_stem(&e.file_name().to_string_lossy(), ".log").is_some());
+        if has_log {
+            return Err(LogError::LogExists(dir.to_path_buf()));
+        }
+        let seg = Segment::create(dir, base_offset, config.index_interval_bytes, now_ms)?;
+        seg.sync()?;
+        sync_dir(dir)?;
+        Ok(PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments: BTreeMap::from([(base_offset, seg)]),
+            producers: ProducerStateTable::default(),
             failed: None,
         })
     }
@@ -402,24 +423,16 @@ impl PartitionLog {
         else {
             return Ok(None);
         };
-        Ok(Some(ReadPlan {
-            file: seg.file(),
-            start: seg.position_for_offset(offset),
-            end: seg.size(),
-        }))
+        Ok(Some(seg.read_plan(seg.position_for_offset(offset))))
     }
 
     /// Plans a scan for the first batch with `max_timestamp >= ts`; run it
-    /// with [`find_timestamp`] outside the lock.
+    /// with [`ReadPlan::find_timestamp`] outside the lock.
     pub fn plan_timestamp(&self, ts: i64) -> Option<ReadPlan> {
         self.segments
             .values()
             .find(|s| s.max_timestamp() >= ts)
-            .map(|s| ReadPlan {
-                file: s.file(),
-                start: s.position_for_timestamp(ts),
-                end: s.size(),
-            })
+            .map(|s| s.read_plan(s.position_for_timestamp(ts)))
     }
 
     /// Deletes sealed segments past the retention limits. Returns how many
@@ -526,108 +539,29 @@ impl PartitionLog {
     }
 }
 
-/// Batches read by [`read_batches`].
-#[derive(Debug, Clone, Default)]
-pub struct ReadOutcome {
-    /// Whole batches, concatenated.
-    pub bytes: Bytes,
-    /// Records in those batches.
-    pub records: u64,
-    /// Offset after the last record read (0 when nothing was read).
-    pub next_offset: i64,
-}
-
-/// Reads whole batches from a plan: skips batches that end before
-/// `offset`, stops before batches at or past `visible_end`, and returns at
-/// least one batch (if any) and otherwise at most about `max_bytes`.
-pub fn read_batches(
-    plan: &ReadPlan,
-    offset: i64,
-    visible_end: i64,
-    max_bytes: usize,
-) -> Result<ReadOutcome, LogError> {
-    let read_err = |e| LogError::io(Path::new("segment"), e);
-    let mut header = [0u8; HEADER_LEN];
-    // Skip batches before `offset` header by header; the sparse index puts
-    // us at most one index interval away.
-    let mut pos = plan.start;
-    let first = loop {
-        if pos + HEADER_LEN as u64 > plan.end {
-            return Ok(ReadOutcome::default());
-        }
-        plan.file
-            .read_exact_at(&mut header, pos)
-            .map_err(read_err)?;
-        let h = BatchHeader::parse(&header).map_err(LogError::Corrupt)?;
-        if h.next_offset() > offset {
-            break h;
-        }
-        pos += h.total_len() as u64;
-    };
-    if first.base_offset >= visible_end {
-        return Ok(ReadOutcome::default());
-    }
-    // One read covering the first batch whole and up to max_bytes in all,
-    // then cut after the last whole visible batch.
-    let want = (first.total_len() as u64).max((max_bytes as u64).min(plan.end - pos));
-    if pos + want > plan.end {
-        return Err(LogError::Corrupt(
-            tidelog_proto::batch::BatchError::Truncated {
-                needed: want as usize,
-                available: (plan.end - pos) as usize,
-            },
-        ));
-    }
-    let mut out = BytesMut::zeroed(want as usize);
-    plan.file.read_exact_at(&mut out, pos).map_err(read_err)?;
-    let mut cut = 0usize;
-    let mut records = 0u64;
-    let mut next_offset = 0;
-    while out.len() - cut >= HEADER_LEN {
-        let h = BatchHeader::parse(&out[cut..]).map_err(LogError::Corrupt)?;
-        if h.base_offset >= visible_end || cut + h.total_len() > out.len() {
-            break;
-        }
-        cut += h.total_len();
-        records += u64::from(h.record_count);
-        next_offset = h.next_offset();
-    }
-    out.truncate(cut);
-    Ok(ReadOutcome {
-        bytes: out.freeze(),
-        records,
-        next_offset,
-    })
-}
-
-/// Scans from a timestamp plan for the first record with timestamp >= `ts`.
-pub fn find_timestamp(plan: &ReadPlan, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
-    let mut pos = plan.start;
-    let mut header = [0u8; HEADER_LEN];
-    while pos + HEADER_LEN as u64 <= plan.end {
-        plan.file
-            .read_exact_at(&mut header, pos)
-            .map_err(|e| LogError::io(Path::new("segment"), e))?;
-        let h = BatchHeader::parse(&header).map_err(LogError::Corrupt)?;
-        if h.max_timestamp >= ts {
-            let mut buf = vec![0u8; h.total_len()];
-            plan.file
-                .read_exact_at(&mut buf, pos)
-                .map_err(|e| LogError::io(Path::new("segment"), e))?;
-            let buf = Bytes::from(buf);
-            let records = decode_records(&h, &buf).map_err(LogError::Corrupt)?;
-            if let Some(r) = records.iter().find(|r| r.timestamp >= ts) {
-                return Ok(Some((r.offset, r.timestamp)));
-            }
-        }
-        pos += h.total_len() as u64;
-    }
-    Ok(None)
-}
-
 /// Fsyncs a directory so a created or renamed entry is durable.
 pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| LogError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_at_starts_an_empty_log_at_the_given_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pdir = dir.path().join("0");
+        let log = PartitionLog::create_at(&pdir, 2978, LogConfig::default(), 0).expect("create");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (2978, 2978));
+        drop(log);
+        let log = PartitionLog::open(&pdir, LogConfig::default(), 0).expect("reopen");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (2978, 2978));
+        assert!(
+            PartitionLog::create_at(&pdir, 0, LogConfig::default(), 0).is_err(),
+            "a directory with a log is refused"
+        );
+    }
 }

@@ -12,8 +12,11 @@ use std::sync::Arc;
 
 use tidelog_proto::batch::{BatchHeader, HEADER_LEN};
 
+use super::batch_read::ReadPlan;
 use super::error::LogError;
-use super::index::{write_index_file, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use super::index::{
+    load_index_file, write_index_file, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex,
+};
 
 /// Bytes read at a time while scanning a segment.
 const SCAN_CHUNK: usize = 1 << 20;
@@ -28,7 +31,7 @@ pub struct Segment {
     /// Wall-clock ms when the segment was created; drives `segment.ms`.
     created_ms: i64,
     file: Arc<File>,
-    log_path: PathBuf,
+    log_path: Arc<Path>,
     index: OffsetIndex,
     time_index: TimeIndex,
     bytes_since_index: u64,
@@ -67,7 +70,7 @@ impl Segment {
             max_timestamp: -1,
             created_ms: now_ms,
             file: Arc::new(file),
-            log_path,
+            log_path: Arc::from(log_path),
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             bytes_since_index: 0,
@@ -106,7 +109,7 @@ impl Segment {
             max_timestamp: -1,
             created_ms,
             file: Arc::new(file),
-            log_path: log_path.clone(),
+            log_path: Arc::from(log_path.as_path()),
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             bytes_since_index: 0,
@@ -128,15 +131,12 @@ impl Segment {
         index_path: &Path,
         time_path: &Path,
     ) -> Result<Option<RecoveryOutcome>, LogError> {
-        let (Ok(ib), Ok(tb)) = (std::fs::read(index_path), std::fs::read(time_path)) else {
-            return Ok(None);
-        };
         // The last time-index entry is not necessarily the last batch, so the
         // end offset comes from a short scan from the last offset-index entry.
-        let Some(index) = OffsetIndex::from_bytes(&ib, self.size, u32::MAX) else {
+        let Some(index) = load_index_file::<OffsetIndex>(index_path, self.size) else {
             return Ok(None);
         };
-        let Some(time_index) = TimeIndex::from_bytes(&tb, self.size, u32::MAX) else {
+        let Some(time_index) = load_index_file::<TimeIndex>(time_path, self.size) else {
             return Ok(None);
         };
         let start = index.lookup(u32::MAX);
@@ -355,7 +355,6 @@ impl Segment {
     pub fn is_empty(&self) -> bool {
         self.size == 0
     }
-    /// Shared handle for reads outside the partition lock.
     /// The offset and time index in file format (for upload).
     pub fn index_bytes(&self) -> (Vec<u8>, Vec<u8>) {
         (self.index.to_bytes(), self.time_index.to_bytes())
@@ -364,6 +363,16 @@ impl Segment {
     /// The segment's file handle.
     pub fn file(&self) -> Arc<File> {
         Arc::clone(&self.file)
+    }
+
+    /// A read of the segment from byte `start`, to run outside the lock.
+    pub fn read_plan(&self, start: u64) -> ReadPlan {
+        ReadPlan {
+            file: self.file(),
+            path: Arc::clone(&self.log_path),
+            start,
+            end: self.size,
+        }
     }
 }
 

@@ -55,18 +55,6 @@ pub enum TieringError {
         /// OS error.
         source: std::io::Error,
     },
-    /// The data directory is empty but the bucket holds topics.
-    #[error("the data directory {data_dir} holds no topics but the object store {url} holds {topics} topic(s) ({names}); refusing to start a fresh log over them. Rebuild the data directory with `tidelog restore --object-store {url} --data-dir {data_dir}`, or point the broker at another bucket/prefix")]
-    BucketNotEmpty {
-        /// Data directory.
-        data_dir: String,
-        /// Store URL.
-        url: String,
-        /// Number of topics found.
-        topics: usize,
-        /// Their names.
-        names: String,
-    },
     /// Remote state of a partition is not known yet (the bucket was
     /// unreachable when the broker started).
     #[error(

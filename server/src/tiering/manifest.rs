@@ -1,5 +1,6 @@
-//! The bucket's self-description: the key layout, the per-partition
-//! manifest and the cluster snapshot, all versioned JSON.
+//! The bucket's self-description: the key layout and the per-partition
+//! manifest (versioned JSON). The cluster snapshot's key is here; its
+//! format belongs to `crate::cluster_snapshot`.
 //!
 //! Key layout, relative to the store's prefix (see `ARCHITECTURE.md`):
 //! ```text
@@ -14,17 +15,13 @@
 //! `<crc>` the CRC32C of the segment's bytes in 8 hex digits: the key is a
 //! function of the content, so a retried upload writes the same key.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::error::TieringError;
 
 /// Format version of [`PartitionManifest`].
 pub const MANIFEST_VERSION: u32 = 1;
-/// Format version of [`ClusterSnapshot`].
-pub const SNAPSHOT_VERSION: u32 = 1;
-/// Key of the cluster snapshot.
+/// Key of the cluster snapshot (its format: `crate::cluster_snapshot`).
 pub const CLUSTER_KEY: &str = "cluster.json";
 
 /// Key prefix of one partition.
@@ -217,81 +214,6 @@ impl PartitionManifest {
     }
 }
 
-/// One topic in the cluster snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotTopic {
-    /// Name.
-    pub name: String,
-    /// Partition count.
-    pub partitions: u32,
-    /// Config overrides.
-    pub config: BTreeMap<String, String>,
-    /// Creation time (ms): the incarnation in keys.
-    pub created_ms: i64,
-}
-
-/// Committed offsets of one consumer group in the cluster snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotGroup {
-    /// Group id.
-    pub group_id: String,
-    /// Committed offsets.
-    pub offsets: Vec<SnapshotOffset>,
-}
-
-/// One committed offset in the cluster snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotOffset {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: u32,
-    /// Next offset to consume.
-    pub offset: i64,
-    /// Commit metadata.
-    pub metadata: String,
-    /// Commit time (ms).
-    pub commit_ms: i64,
-}
-
-/// What the bucket knows about the cluster: enough to rebuild a data
-/// directory with `tidelog restore`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterSnapshot {
-    /// Format version.
-    pub version: u32,
-    /// Last writer.
-    pub writer: Writer,
-    /// When it was written (ms).
-    pub updated_ms: i64,
-    /// Topics.
-    pub topics: Vec<SnapshotTopic>,
-    /// Consumer groups' committed offsets (published every few seconds
-    /// while they change; absent in snapshots of older brokers).
-    #[serde(default)]
-    pub groups: Vec<SnapshotGroup>,
-}
-
-impl ClusterSnapshot {
-    /// JSON bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(self).unwrap_or_default()
-    }
-
-    /// Parses and checks a snapshot.
-    pub fn decode(bytes: &[u8]) -> Result<Self, TieringError> {
-        let err = |detail: String| TieringError::Decode {
-            key: CLUSTER_KEY.to_string(),
-            detail,
-        };
-        let s: ClusterSnapshot = serde_json::from_slice(bytes).map_err(|e| err(e.to_string()))?;
-        if s.version != SNAPSHOT_VERSION {
-            return Err(err(format!("unsupported snapshot version {}", s.version)));
-        }
-        Ok(s)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,34 +281,5 @@ mod tests {
         overlap.segments[1].base_offset = 5;
         assert!(PartitionManifest::decode("k", &overlap.encode()).is_err());
         assert!(PartitionManifest::decode("k", b"{not json").is_err());
-    }
-
-    #[test]
-    fn snapshot_round_trips() {
-        let s = ClusterSnapshot {
-            version: SNAPSHOT_VERSION,
-            writer: Writer {
-                broker_id: 0,
-                epoch: 1,
-            },
-            updated_ms: 3,
-            topics: vec![SnapshotTopic {
-                name: "a".into(),
-                partitions: 2,
-                config: BTreeMap::from([("retention.ms".into(), "-1".into())]),
-                created_ms: 11,
-            }],
-            groups: vec![SnapshotGroup {
-                group_id: "g".into(),
-                offsets: vec![SnapshotOffset {
-                    topic: "a".into(),
-                    partition: 1,
-                    offset: 42,
-                    metadata: "m".into(),
-                    commit_ms: 5,
-                }],
-            }],
-        };
-        assert_eq!(ClusterSnapshot::decode(&s.encode()).expect("decode"), s);
     }
 }

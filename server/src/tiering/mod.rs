@@ -3,16 +3,19 @@
 //! per-partition manifest written with conditional puts; local copies are
 //! removed only after the manifest listing them is durable; reads below the
 //! local log start are served from the bucket in ranged chunks through a
-//! cache; `tidelog restore` rebuilds a data directory from the bucket.
+//! cache. The cluster snapshot is stored here as bytes; what it holds is
+//! the snapshot publisher's business (`crate::cluster_snapshot`).
 //!
-//! Knows the log's file formats but not gRPC; the broker layer calls in.
+//! Knows the log's file formats but not gRPC, topics or groups; the broker
+//! asks a [`RemotePartition`] to read from an offset, and hands the upload
+//! loop (`upload_loop`) its partitions.
 
 pub mod cache;
 pub mod error;
 pub mod manifest;
 pub mod remote_read;
-pub mod restore;
 pub mod store;
+pub mod upload_loop;
 pub mod uploader;
 
 use std::path::PathBuf;
@@ -23,9 +26,11 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Semaphore;
 
 pub use error::TieringError;
-use manifest::{PartitionManifest, RemoteSegment, Writer};
+use manifest::{PartitionManifest, Writer};
 use store::{ObjectVersion, RemoteStore};
+pub use uploader::LocalLog;
 
+use crate::log::ReadOutcome;
 use crate::metrics::TieringMetrics;
 
 /// Tiering settings of a broker.
@@ -83,11 +88,6 @@ pub struct Tiering {
     /// Metrics.
     pub metrics: TieringMetrics,
     status: Mutex<TieringStatus>,
-    /// Serialises cluster snapshot writes.
-    snapshot_lock: tokio::sync::Mutex<()>,
-    /// Group offsets for the snapshot; `None` until the group coordinator
-    /// provided them (until then the bucket's copy is kept).
-    groups: Mutex<Option<Vec<manifest::SnapshotGroup>>>,
 }
 
 impl Tiering {
@@ -108,8 +108,6 @@ impl Tiering {
             read_limit: Semaphore::new(settings.read_concurrency.max(1)),
             metrics,
             status: Mutex::new(TieringStatus::default()),
-            snapshot_lock: tokio::sync::Mutex::new(()),
-            groups: Mutex::new(None),
             settings,
         }))
     }
@@ -120,7 +118,7 @@ impl Tiering {
     }
 
     /// Records the outcome of an upload round.
-    pub fn set_status(&self, status: TieringStatus) {
+    fn set_status(&self, status: TieringStatus) {
         self.metrics
             .upload_backlog_segments
             .set(status.backlog_segments as i64);
@@ -131,41 +129,35 @@ impl Tiering {
         *self.status.lock() = status;
     }
 
-    /// Writes the cluster snapshot (topics and configs) to the bucket.
-    pub async fn write_snapshot(
+    /// Stores the cluster snapshot's bytes (`cluster.json`).
+    pub async fn put_cluster_snapshot(&self, bytes: bytes::Bytes) -> Result<(), TieringError> {
+        self.store.put(manifest::CLUSTER_KEY, bytes).await
+    }
+
+    /// Stops uploads of a deleted topic's partitions (waiting out a round
+    /// in flight), then deletes every object of that topic incarnation.
+    pub async fn delete_topic(
         &self,
-        topics: Vec<manifest::SnapshotTopic>,
-    ) -> Result<(), TieringError> {
-        let _guard = self.snapshot_lock.lock().await;
-        let known = self.groups.lock().clone();
-        let groups = match known {
-            Some(g) => g,
-            // Never drop offsets we have not loaded yet: keep the bucket's.
-            None => read_snapshot(&self.store)
-                .await?
-                .map(|s| s.groups)
-                .unwrap_or_default(),
-        };
-        let snap = manifest::ClusterSnapshot {
-            version: manifest::SNAPSHOT_VERSION,
-            writer: self.writer,
-            updated_ms: chrono::Utc::now().timestamp_millis(),
-            topics,
-            groups,
-        };
-        self.store
-            .put(manifest::CLUSTER_KEY, bytes::Bytes::from(snap.encode()))
-            .await
-    }
-
-    /// Sets the consumer-group offsets the next snapshot carries.
-    pub fn set_groups(&self, groups: Vec<manifest::SnapshotGroup>) {
-        *self.groups.lock() = Some(groups);
-    }
-
-    /// Reads the cluster snapshot, if the bucket has one.
-    pub async fn read_snapshot(&self) -> Result<Option<manifest::ClusterSnapshot>, TieringError> {
-        read_snapshot(&self.store).await
+        topic: &str,
+        incarnation: i64,
+        parts: &[Arc<RemotePartition>],
+    ) {
+        for rp in parts {
+            let _round = rp.upload_lock.lock().await;
+            rp.state.write().fenced = Some("the topic was deleted".into());
+        }
+        match uploader::delete_topic_objects(self, topic, incarnation).await {
+            Ok(n) => {
+                tracing::info!(
+                    topic,
+                    objects = n,
+                    "deleted the topic's objects from the bucket"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "could not delete the topic's objects from the bucket")
+            }
+        }
     }
 
     /// Flushes caches at shutdown.
@@ -174,14 +166,14 @@ impl Tiering {
     }
 }
 
-/// Reads the cluster snapshot of a store.
-pub async fn read_snapshot(
+/// The cluster snapshot's bytes in a store, if there are any.
+pub async fn get_cluster_snapshot(
     store: &RemoteStore,
-) -> Result<Option<manifest::ClusterSnapshot>, TieringError> {
-    match store.get(manifest::CLUSTER_KEY).await? {
-        Some((bytes, _)) => Ok(Some(manifest::ClusterSnapshot::decode(&bytes)?)),
-        None => Ok(None),
-    }
+) -> Result<Option<bytes::Bytes>, TieringError> {
+    Ok(store
+        .get(manifest::CLUSTER_KEY)
+        .await?
+        .map(|(bytes, _)| bytes))
 }
 
 /// What a partition knows of its remote part.
@@ -200,6 +192,7 @@ pub struct RemoteState {
 /// The remote side of one partition.
 #[derive(Debug)]
 pub struct RemotePartition {
+    tiering: Arc<Tiering>,
     /// Topic name.
     pub topic: String,
     /// Topic incarnation (creation ms).
@@ -208,7 +201,19 @@ pub struct RemotePartition {
     pub partition: u32,
     state: RwLock<RemoteState>,
     /// Serialises upload rounds of this partition.
-    pub(crate) upload_lock: tokio::sync::Mutex<()>,
+    upload_lock: tokio::sync::Mutex<()>,
+}
+
+/// How a read below the local log start is answered.
+#[derive(Debug)]
+pub enum RemoteRead {
+    /// Batches from the bucket.
+    Served(ReadOutcome),
+    /// The bucket's next data starts at or after the local start: read
+    /// locally from there.
+    ReadLocally,
+    /// The bucket does not hold the offset.
+    NotHeld,
 }
 
 /// Remote numbers of a partition, for describe.
@@ -226,8 +231,10 @@ pub struct RemoteStats {
 
 impl RemotePartition {
     /// A partition whose manifest is not loaded yet.
-    pub fn new(topic: &str, incarnation: i64, partition: u32, writer: Writer) -> Self {
+    pub fn new(tiering: &Arc<Tiering>, topic: &str, incarnation: i64, partition: u32) -> Self {
+        let writer = tiering.writer;
         RemotePartition {
+            tiering: Arc::clone(tiering),
             topic: topic.to_string(),
             incarnation,
             partition,
@@ -261,8 +268,62 @@ impl RemotePartition {
         self.state.read().clone()
     }
 
-    pub(crate) fn set_state(&self, state: RemoteState) {
+    fn set_state(&self, state: RemoteState) {
         *self.state.write() = state;
+    }
+
+    /// Reads the manifest from the bucket (at start, or when a topic is
+    /// created); on failure the upload loop retries.
+    pub async fn load(&self) -> Result<(), TieringError> {
+        uploader::load_manifest(&self.tiering, self).await
+    }
+
+    /// Reads from `offset`, which is below `local_start`: from the remote
+    /// segment holding it, at most the rest of that segment.
+    pub async fn read(
+        &self,
+        offset: i64,
+        local_start: i64,
+        visible_end: i64,
+        max_bytes: usize,
+    ) -> Result<RemoteRead, TieringError> {
+        let seg = {
+            let s = self.state.read();
+            match s.manifest.start_offset() {
+                Some(start) if offset >= start => s.manifest.segment_for(offset).cloned(),
+                _ => None,
+            }
+        };
+        match seg {
+            None => Ok(RemoteRead::NotHeld),
+            // A gap between bucket and local disk: continue locally.
+            Some(seg) if seg.base_offset >= local_start => Ok(RemoteRead::ReadLocally),
+            Some(seg) => self
+                .tiering
+                .read(&seg, offset, visible_end, max_bytes)
+                .await
+                .map(RemoteRead::Served),
+        }
+    }
+
+    /// First record with timestamp >= `ts` in the remote segments below
+    /// `local_start` (older data than local disk holds).
+    pub async fn find_timestamp(
+        &self,
+        ts: i64,
+        local_start: i64,
+    ) -> Result<Option<(i64, i64)>, TieringError> {
+        let m = self.manifest();
+        for seg in m
+            .segments
+            .iter()
+            .filter(|s| s.base_offset < local_start && s.max_timestamp >= ts)
+        {
+            if let Some(found) = self.tiering.find_timestamp(seg, ts).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
     }
 
     /// The manifest (cheap clone).
@@ -283,17 +344,6 @@ impl RemotePartition {
     /// First remote offset.
     pub fn start_offset(&self) -> Option<i64> {
         self.state.read().manifest.start_offset()
-    }
-
-    /// The remote segment holding `offset` (or the next one), if `offset`
-    /// is not before the first remote offset.
-    pub fn segment_for(&self, offset: i64) -> Option<RemoteSegment> {
-        let s = self.state.read();
-        let start = s.manifest.start_offset()?;
-        if offset < start {
-            return None;
-        }
-        s.manifest.segment_for(offset).cloned()
     }
 
     /// Numbers for describe and metrics.

@@ -1,18 +1,19 @@
 //! Reads of remote segments: ranged chunks of the `.log` object through the
 //! chunk cache, with read-ahead of the next chunk for sequential readers,
-//! indexes through moka, every batch CRC-checked before it is served.
+//! and indexes through moka. Which batches to serve, and their CRC checks,
+//! are the log's batch reader (`log::batch_read`), the same as for local
+//! segments: this module only supplies the bytes.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tidelog_proto::batch::{decode_records, BatchHeader, HEADER_LEN};
 
 use super::error::TieringError;
 use super::manifest::RemoteSegment;
 use super::Tiering;
-use crate::log::index::{OffsetIndex, TimeIndex};
-use crate::log::ReadOutcome;
+use crate::log::batch_read::{self, DamagedBatch, ReadOutcome, SegmentBytes};
+use crate::log::index::IndexFile;
 
 fn corrupt(seg: &RemoteSegment, detail: String) -> TieringError {
     TieringError::Corrupt {
@@ -90,14 +91,13 @@ impl Tiering {
         });
     }
 
-    /// Bytes `[pos, pos + len)` of a remote segment; the last chunk index
-    /// touched is returned for read-ahead.
+    /// Bytes `[pos, pos + len)` of a remote segment.
     async fn read_at(
         &self,
         seg: &RemoteSegment,
         pos: u64,
         len: u64,
-    ) -> Result<(Bytes, u64), TieringError> {
+    ) -> Result<Bytes, TieringError> {
         let end = pos + len;
         if end > seg.size_bytes {
             return Err(corrupt(
@@ -113,7 +113,7 @@ impl Tiering {
         if first == last {
             let chunk = self.chunk(seg, first).await?;
             let off = (pos - first * c) as usize;
-            return Ok((chunk.slice(off..off + len as usize), last));
+            return Ok(chunk.slice(off..off + len as usize));
         }
         let mut out = BytesMut::with_capacity(len as usize);
         for idx in first..=last {
@@ -123,47 +123,33 @@ impl Tiering {
             let to = end.min(cs + chunk.len() as u64) - cs;
             out.extend_from_slice(&chunk[from as usize..to as usize]);
         }
-        Ok((out.freeze(), last))
+        Ok(out.freeze())
     }
 
-    async fn offset_index(&self, seg: &RemoteSegment) -> Result<Arc<OffsetIndex>, TieringError> {
-        let key = seg.index_key();
-        self.caches
-            .offset_indexes
+    /// An index object of a segment, through `cache`.
+    async fn index<I>(
+        &self,
+        cache: &moka::future::Cache<String, Arc<I>>,
+        key: String,
+        len: u64,
+        seg: &RemoteSegment,
+    ) -> Result<Arc<I>, TieringError>
+    where
+        I: IndexFile + Send + Sync + 'static,
+    {
+        cache
             .try_get_with(key.clone(), async {
-                let bytes = if seg.index_bytes == 0 {
+                let bytes = if len == 0 {
                     Bytes::new()
                 } else {
-                    self.store.get_range(&key, 0..seg.index_bytes).await?
+                    self.store.get_range(&key, 0..len).await?
                 };
                 let max_rel = u32::try_from(seg.end_offset - seg.base_offset).unwrap_or(u32::MAX);
-                OffsetIndex::from_bytes(&bytes, seg.size_bytes, max_rel)
+                I::parse(&bytes, seg.size_bytes, max_rel)
                     .map(Arc::new)
                     .ok_or_else(|| TieringError::Corrupt {
                         key: key.clone(),
-                        detail: "offset index does not validate".into(),
-                    })
-            })
-            .await
-            .map_err(|e: Arc<TieringError>| self.unwrap_shared(e))
-    }
-
-    async fn time_index(&self, seg: &RemoteSegment) -> Result<Arc<TimeIndex>, TieringError> {
-        let key = seg.time_index_key();
-        self.caches
-            .time_indexes
-            .try_get_with(key.clone(), async {
-                let bytes = if seg.time_index_bytes == 0 {
-                    Bytes::new()
-                } else {
-                    self.store.get_range(&key, 0..seg.time_index_bytes).await?
-                };
-                let max_rel = u32::try_from(seg.end_offset - seg.base_offset).unwrap_or(u32::MAX);
-                TimeIndex::from_bytes(&bytes, seg.size_bytes, max_rel)
-                    .map(Arc::new)
-                    .ok_or_else(|| TieringError::Corrupt {
-                        key: key.clone(),
-                        detail: "time index does not validate".into(),
+                        detail: format!("{} does not validate", I::KIND),
                     })
             })
             .await
@@ -183,21 +169,18 @@ impl Tiering {
         }
     }
 
-    fn parse_header(seg: &RemoteSegment, bytes: &[u8]) -> Result<BatchHeader, TieringError> {
-        BatchHeader::parse(bytes).map_err(|e| corrupt(seg, e.to_string()))
-    }
-
-    /// Reads whole batches of a remote segment from `offset`, like a local
-    /// fetch: at least one batch, otherwise about `max_bytes`, none at or
-    /// past `visible_end`. Every batch's CRC is checked.
-    pub async fn read(
-        self: &Arc<Self>,
-        seg: &RemoteSegment,
-        offset: i64,
-        visible_end: i64,
-        max_bytes: usize,
-    ) -> Result<ReadOutcome, TieringError> {
-        let result = self.read_inner(seg, offset, visible_end, max_bytes).await;
+    /// Runs a remote read under a permit of the read semaphore; corruption
+    /// on its way out is counted and logged.
+    async fn guarded<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, TieringError>>,
+    ) -> Result<T, TieringError> {
+        let _permit = self
+            .read_limit
+            .acquire()
+            .await
+            .map_err(|_| TieringError::NotLoaded("remote reads are closed".into()))?;
+        let result = read.await;
         if let Err(TieringError::Corrupt { key, detail }) = &result {
             self.metrics.remote_corrupt.inc();
             tracing::error!(%key, %detail, "remote segment is corrupt");
@@ -205,87 +188,66 @@ impl Tiering {
         result
     }
 
-    async fn read_inner(
+    /// Reads whole batches of a remote segment from `offset`, like a local
+    /// fetch (see `log::batch_read`).
+    pub(super) async fn read(
         self: &Arc<Self>,
         seg: &RemoteSegment,
         offset: i64,
         visible_end: i64,
         max_bytes: usize,
     ) -> Result<ReadOutcome, TieringError> {
-        let _permit = self
-            .read_limit
-            .acquire()
-            .await
-            .map_err(|_| TieringError::NotLoaded("remote reads are closed".into()))?;
-        let index = self.offset_index(seg).await?;
-        let rel = u32::try_from((offset - seg.base_offset).max(0)).unwrap_or(u32::MAX);
-        let mut pos = u64::from(index.lookup(rel));
-        let first = loop {
-            if pos + HEADER_LEN as u64 > seg.size_bytes {
-                return Ok(ReadOutcome::default());
-            }
-            let (hb, _) = self.read_at(seg, pos, HEADER_LEN as u64).await?;
-            let h = Self::parse_header(seg, &hb)?;
-            if h.next_offset() > offset {
-                break h;
-            }
-            pos += h.total_len() as u64;
-        };
-        if first.base_offset >= visible_end {
-            return Ok(ReadOutcome::default());
-        }
-        let want = (first.total_len() as u64).max((max_bytes as u64).min(seg.size_bytes - pos));
-        let (buf, last_chunk) = self.read_at(seg, pos, want).await?;
-        self.prefetch(seg, last_chunk + 1);
-        let mut cut = 0usize;
-        let mut records = 0u64;
-        let mut next_offset = 0;
-        while buf.len() - cut >= HEADER_LEN {
-            let h = Self::parse_header(seg, &buf[cut..])?;
-            if h.base_offset >= visible_end || cut + h.total_len() > buf.len() {
-                break;
-            }
-            h.verify_crc(&buf[cut..cut + h.total_len()])
-                .map_err(|e| corrupt(seg, format!("batch at offset {}: {e}", h.base_offset)))?;
-            cut += h.total_len();
-            records += u64::from(h.record_count);
-            next_offset = h.next_offset();
-        }
-        Ok(ReadOutcome {
-            bytes: buf.slice(..cut),
-            records,
-            next_offset,
+        self.guarded(async {
+            let caches = &self.caches.offset_indexes;
+            let index = self.index(caches, seg.index_key(), seg.index_bytes, seg);
+            let rel = u32::try_from((offset - seg.base_offset).max(0)).unwrap_or(u32::MAX);
+            let start = u64::from(index.await?.lookup(rel));
+            let bytes = RemoteBytes { tiering: self, seg };
+            batch_read::read_batches(&bytes, start, offset, visible_end, max_bytes).await
         })
+        .await
     }
 
     /// First record with timestamp >= `ts` in a remote segment.
-    pub async fn find_timestamp(
+    pub(super) async fn find_timestamp(
         self: &Arc<Self>,
         seg: &RemoteSegment,
         ts: i64,
     ) -> Result<Option<(i64, i64)>, TieringError> {
-        let _permit = self
-            .read_limit
-            .acquire()
-            .await
-            .map_err(|_| TieringError::NotLoaded("remote reads are closed".into()))?;
-        let tindex = self.time_index(seg).await?;
-        let mut pos = u64::from(tindex.lookup(ts));
-        while pos + HEADER_LEN as u64 <= seg.size_bytes {
-            let (hb, _) = self.read_at(seg, pos, HEADER_LEN as u64).await?;
-            let h = Self::parse_header(seg, &hb)?;
-            if h.max_timestamp >= ts {
-                let (batch, _) = self.read_at(seg, pos, h.total_len() as u64).await?;
-                h.verify_crc(&batch)
-                    .map_err(|e| corrupt(seg, format!("batch at offset {}: {e}", h.base_offset)))?;
-                let records =
-                    decode_records(&h, &batch).map_err(|e| corrupt(seg, e.to_string()))?;
-                if let Some(r) = records.iter().find(|r| r.timestamp >= ts) {
-                    return Ok(Some((r.offset, r.timestamp)));
-                }
-            }
-            pos += h.total_len() as u64;
-        }
-        Ok(None)
+        self.guarded(async {
+            let caches = &self.caches.time_indexes;
+            let index = self.index(caches, seg.time_index_key(), seg.time_index_bytes, seg);
+            let start = u64::from(index.await?.lookup(ts));
+            let bytes = RemoteBytes { tiering: self, seg };
+            batch_read::find_timestamp(&bytes, start, ts).await
+        })
+        .await
+    }
+}
+
+/// A remote segment's bytes, for the log's batch reader.
+struct RemoteBytes<'a> {
+    tiering: &'a Arc<Tiering>,
+    seg: &'a RemoteSegment,
+}
+
+impl SegmentBytes for RemoteBytes<'_> {
+    type Error = TieringError;
+
+    fn size(&self) -> u64 {
+        self.seg.size_bytes
+    }
+
+    async fn read_at(&self, pos: u64, len: u64) -> Result<Bytes, TieringError> {
+        self.tiering.read_at(self.seg, pos, len).await
+    }
+
+    fn damaged(&self, batch: DamagedBatch) -> TieringError {
+        corrupt(self.seg, batch.to_string())
+    }
+
+    fn read_ahead(&self, end: u64) {
+        let c = self.tiering.settings.chunk_bytes.max(4096);
+        self.tiering.prefetch(self.seg, end.div_ceil(c));
     }
 }

@@ -20,7 +20,7 @@ use crate::log::{LogConfig, SealedSegment};
 
 /// Outcome of one partition's upload round.
 #[derive(Debug, Default)]
-pub struct PartitionSync {
+pub(super) struct PartitionSync {
     /// Sealed segments still waiting.
     pub backlog_segments: u64,
     /// Their bytes.
@@ -38,7 +38,7 @@ fn now_ms() -> i64 {
 }
 
 /// Reads a partition's manifest from the bucket into its state.
-pub async fn load_manifest(t: &Tiering, rp: &RemotePartition) -> Result<(), TieringError> {
+pub(super) async fn load_manifest(t: &Tiering, rp: &RemotePartition) -> Result<(), TieringError> {
     let key = rp.manifest_key();
     let state = match t.store.get(&key).await? {
         Some((bytes, version)) => {
@@ -182,7 +182,7 @@ pub trait LocalLog: Send + Sync {
 
 /// One upload round of a partition: load the manifest if needed, upload
 /// pending sealed segments oldest first, then apply remote retention.
-pub async fn sync_partition(
+pub(super) async fn sync_partition(
     t: &Tiering,
     rp: &RemotePartition,
     log: &dyn LocalLog,
@@ -357,7 +357,7 @@ async fn sweep_orphans(t: &Tiering, rp: &RemotePartition) -> Result<(), TieringE
 }
 
 /// Deletes every object of a topic incarnation (after the topic was deleted).
-pub async fn delete_topic_objects(
+pub(super) async fn delete_topic_objects(
     t: &Tiering,
     topic: &str,
     incarnation: i64,

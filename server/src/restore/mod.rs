@@ -1,43 +1,38 @@
-//! Rebuilding a data directory from the bucket, and the start-up check that
-//! refuses to start a fresh log over a bucket that already holds topics.
+//! `tidelog restore`: rebuilds a data directory from the bucket — topics
+//! from the cluster snapshot, per partition an empty log starting at the
+//! bucket's end offset, and the groups' committed offsets — plus the
+//! start-up check that refuses a fresh log over a bucket with topics.
+//! An application of the log, the broker, the groups and tiering, so it
+//! sits above all of them.
+
+mod error;
+mod start_check;
 
 use std::io::Write;
 use std::path::Path;
 
-use super::error::TieringError;
-use super::manifest::{manifest_key, PartitionManifest};
-use super::store::RemoteStore;
-use crate::broker::topic::{Topic, TopicMeta};
+pub use error::RestoreError;
+pub use start_check::{check_start, data_dir_has_topics};
 
-/// Whether `data_dir` holds any topic.
-pub fn data_dir_has_topics(data_dir: &Path) -> bool {
-    let topics = data_dir.join("topics");
-    std::fs::read_dir(&topics)
-        .map(|rd| rd.flatten().any(|e| e.path().join("topic.json").exists()))
-        .unwrap_or(false)
+use crate::broker::topic::{Topic, TopicMeta, META_VERSION};
+use crate::cluster_snapshot::ClusterSnapshot;
+use crate::groups::offsets::{Committed, OffsetStore};
+use crate::log::{LogConfig, PartitionLog};
+use crate::tiering::manifest::{manifest_key, PartitionManifest};
+use crate::tiering::store::RemoteStore;
+
+/// The bucket's cluster snapshot, if it has one.
+pub async fn read_snapshot(store: &RemoteStore) -> Result<Option<ClusterSnapshot>, RestoreError> {
+    match crate::tiering::get_cluster_snapshot(store).await? {
+        Some(bytes) => Ok(Some(ClusterSnapshot::decode(&bytes)?)),
+        None => Ok(None),
+    }
 }
 
-/// Refuses to start on an empty data directory whose bucket holds topics.
-pub async fn check_start(store: &RemoteStore, data_dir: &Path) -> Result<(), TieringError> {
-    if data_dir_has_topics(data_dir) {
-        return Ok(());
-    }
-    let Some(snap) = super::read_snapshot(store).await? else {
-        return Ok(());
-    };
-    if snap.topics.is_empty() {
-        return Ok(());
-    }
-    Err(TieringError::BucketNotEmpty {
-        data_dir: data_dir.display().to_string(),
-        url: store.url().to_string(),
-        topics: snap.topics.len(),
-        names: snap
-            .topics
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+fn create_dir(path: &Path) -> Result<(), RestoreError> {
+    std::fs::create_dir_all(path).map_err(|source| RestoreError::CreateDir {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
@@ -54,10 +49,6 @@ pub struct RestoreSummary {
     pub groups: usize,
 }
 
-fn write_io(path: &Path) -> impl Fn(std::io::Error) -> TieringError + '_ {
-    move |e| TieringError::io(path, e)
-}
-
 /// Rebuilds `data_dir` from the bucket: `topic.json` for every topic (or
 /// only `only`), and per partition an empty log starting at the bucket's
 /// end offset, so the broker serves the bucket's offsets and producers
@@ -67,29 +58,20 @@ pub async fn restore(
     data_dir: &Path,
     only: &[String],
     progress: &mut dyn Write,
-) -> Result<RestoreSummary, TieringError> {
+) -> Result<RestoreSummary, RestoreError> {
     if data_dir_has_topics(data_dir) {
-        return Err(TieringError::InvalidUrl {
-            url: data_dir.display().to_string(),
-            reason: "the data directory already holds topics; restore needs an empty one".into(),
-        });
+        return Err(RestoreError::DataDirHoldsTopics(data_dir.to_path_buf()));
     }
-    let snap = super::read_snapshot(store)
+    let snap = read_snapshot(store)
         .await?
-        .ok_or_else(|| TieringError::Decode {
-            key: super::manifest::CLUSTER_KEY.into(),
-            detail: format!(
-                "{} holds no cluster snapshot: nothing to restore",
-                store.url()
-            ),
+        .ok_or_else(|| RestoreError::NoSnapshot {
+            url: store.url().to_string(),
         })?;
-    for name in only {
-        if !snap.topics.iter().any(|t| &t.name == name) {
-            return Err(TieringError::Decode {
-                key: super::manifest::CLUSTER_KEY.into(),
-                detail: format!("topic '{name}' is not in the bucket's snapshot"),
-            });
-        }
+    if let Some(name) = only
+        .iter()
+        .find(|name| !snap.topics.iter().any(|t| &t.name == *name))
+    {
+        return Err(RestoreError::UnknownTopic(name.clone()));
     }
     let chosen: Vec<_> = snap
         .topics
@@ -98,7 +80,7 @@ pub async fn restore(
         .collect();
     let total_parts: u32 = chosen.iter().map(|t| t.partitions).sum();
     let topics_dir = data_dir.join("topics");
-    std::fs::create_dir_all(&topics_dir).map_err(write_io(&topics_dir))?;
+    create_dir(&topics_dir)?;
     let mut summary = RestoreSummary::default();
     let mut done = 0u32;
     for t in chosen {
@@ -117,14 +99,9 @@ pub async fn restore(
                 }
                 None => (0, 0, 0, 0),
             };
-            let pdir = dir.join(p.to_string());
-            std::fs::create_dir_all(&pdir).map_err(write_io(&pdir))?;
-            let log = pdir.join(format!("{end:020}.log"));
-            std::fs::File::create(&log)
-                .and_then(|f| f.sync_all())
-                .map_err(write_io(&log))?;
-            crate::log::partition_log::sync_dir(&pdir)
-                .map_err(|e| TieringError::io(&pdir, std::io::Error::other(e.to_string())))?;
+            // Producers continue after the bucket's last offset.
+            let now = chrono::Utc::now().timestamp_millis();
+            PartitionLog::create_at(&dir.join(p.to_string()), end, LogConfig::default(), now)?;
             done += 1;
             summary.partitions += 1;
             summary.remote_bytes += bytes;
@@ -135,22 +112,19 @@ pub async fn restore(
             );
         }
         let meta = TopicMeta {
-            version: crate::broker::topic::META_VERSION,
+            version: META_VERSION,
             name: t.name.clone(),
             partitions: t.partitions,
             config: t.config.clone(),
             created_ms: t.created_ms,
         };
-        Topic::write_meta(&dir, &meta)
-            .map_err(|e| TieringError::io(&dir, std::io::Error::other(e.to_string())))?;
+        Topic::write_meta(&dir, &meta)?;
         summary.topics += 1;
     }
-    crate::log::partition_log::sync_dir(&topics_dir)
-        .map_err(|e| TieringError::io(&topics_dir, std::io::Error::other(e.to_string())))?;
+    crate::log::partition_log::sync_dir(&topics_dir)?;
     // Committed offsets of consumer groups, for the restored topics.
     let groups_dir = data_dir.join("groups");
-    let offsets = crate::groups::offsets::OffsetStore::open(&groups_dir)
-        .map_err(|e| TieringError::io(&groups_dir, std::io::Error::other(e.to_string())))?;
+    let offsets = OffsetStore::open(&groups_dir)?;
     for g in &snap.groups {
         let entries: Vec<_> = g
             .offsets
@@ -159,7 +133,7 @@ pub async fn restore(
             .map(|o| {
                 (
                     (o.topic.clone(), o.partition),
-                    crate::groups::offsets::Committed {
+                    Committed {
                         offset: o.offset,
                         metadata: o.metadata.clone(),
                         commit_ms: o.commit_ms,
@@ -170,9 +144,7 @@ pub async fn restore(
         if entries.is_empty() {
             continue;
         }
-        offsets
-            .commit(&g.group_id, entries)
-            .map_err(|e| TieringError::io(&groups_dir, std::io::Error::other(e.to_string())))?;
+        offsets.commit(&g.group_id, entries)?;
         summary.groups += 1;
     }
     let _ = writeln!(
