@@ -1,6 +1,13 @@
-//! The one error type of the client.
+//! The one error type of the client, and how broker statuses become it.
+//! Each error has a stable [`ErrorCode`] (see `code.rs` for which are
+//! retriable and why).
+
+mod code;
+
+pub use code::ErrorCode;
 
 use tidelog_proto::batch::BatchError;
+use tidelog_proto::v1::ErrorReason;
 use tidelog_proto::ERROR_REASON_KEY;
 use tonic::Code;
 
@@ -70,6 +77,10 @@ pub enum Error {
     /// unreachable (retriable).
     #[error("{0}")]
     Unavailable(String),
+    /// Stored data is damaged: a batch on the broker's disk or in the
+    /// object store failed its checksum or is truncated (not retriable).
+    #[error("{0}")]
+    DataLoss(String),
     /// The call took longer than its timeout (retriable).
     #[error("timed out: {0}")]
     Timeout(String),
@@ -98,13 +109,89 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying the same call may succeed.
-    pub fn is_retriable(&self) -> bool {
-        matches!(
-            self,
-            Error::NotLeader(_) | Error::Unavailable(_) | Error::Timeout(_)
-        )
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
+        match self {
+            Error::UnknownTopic(_) => C::UnknownTopic,
+            Error::UnknownPartition(_) => C::UnknownPartition,
+            Error::TopicAlreadyExists(_) => C::TopicAlreadyExists,
+            Error::InvalidTopicName(_) => C::InvalidTopicName,
+            Error::InvalidConfig(_) => C::InvalidConfig,
+            Error::RecordTooLarge(_) => C::RecordTooLarge,
+            Error::CorruptBatch(_) => C::CorruptBatch,
+            Error::OffsetOutOfRange(_) => C::OffsetOutOfRange,
+            Error::OutOfOrderSequence(_) => C::OutOfOrderSequence,
+            Error::ProducerFenced(_) => C::ProducerFenced,
+            Error::UnknownGroup(_) => C::UnknownGroup,
+            Error::UnknownMember(_) => C::UnknownMember,
+            Error::FencedMemberEpoch(_) => C::FencedMemberEpoch,
+            Error::NotAssigned(_) => C::NotAssigned,
+            Error::GroupNotEmpty(_) => C::GroupNotEmpty,
+            Error::InvalidGroupId(_) => C::InvalidGroupId,
+            Error::InvalidRequest(_) => C::InvalidRequest,
+            Error::NotLeader(_) => C::NotLeader,
+            Error::Unavailable(_) => C::Unavailable,
+            Error::DataLoss(_) => C::DataLoss,
+            Error::Timeout(_) => C::Timeout,
+            Error::Connect { .. } => C::ConnectionError,
+            Error::Decode(_) => C::DecodeError,
+            Error::Closed => C::Closed,
+            Error::Broker { .. } => C::BrokerError,
+        }
     }
+
+    /// Whether retrying the same call may succeed ([`ErrorCode::is_retriable`]).
+    pub fn is_retriable(&self) -> bool {
+        self.code().is_retriable()
+    }
+
+    /// The error a broker answer means: its reason when that names one,
+    /// else its gRPC status code.
+    fn from_broker(code: Code, reason: Option<ErrorReason>, message: String) -> Self {
+        if let Some(make) = reason.and_then(by_reason) {
+            return make(message);
+        }
+        match code {
+            Code::Unavailable | Code::Cancelled | Code::Unknown => Error::Unavailable(message),
+            Code::DeadlineExceeded => Error::Timeout(message),
+            Code::NotFound => Error::UnknownTopic(message),
+            Code::InvalidArgument => Error::InvalidRequest(message),
+            Code::OutOfRange => Error::OffsetOutOfRange(message),
+            Code::DataLoss => Error::DataLoss(message),
+            code => Error::Broker { code, message },
+        }
+    }
+}
+
+/// The error of each broker reason; `None` when the reason adds nothing to
+/// the status code. Exhaustive, so a reason added to the proto does not
+/// compile until it is placed here.
+fn by_reason(reason: ErrorReason) -> Option<fn(String) -> Error> {
+    use ErrorReason as R;
+    Some(match reason {
+        R::Unspecified | R::InternalError => return None,
+        R::UnknownTopic => Error::UnknownTopic,
+        R::UnknownPartition => Error::UnknownPartition,
+        R::TopicAlreadyExists => Error::TopicAlreadyExists,
+        R::InvalidTopicName => Error::InvalidTopicName,
+        R::InvalidConfig => Error::InvalidConfig,
+        R::RecordTooLarge => Error::RecordTooLarge,
+        R::CorruptBatch => Error::CorruptBatch,
+        R::OffsetOutOfRange => Error::OffsetOutOfRange,
+        R::OutOfOrderSequence => Error::OutOfOrderSequence,
+        R::ProducerFenced => Error::ProducerFenced,
+        R::InvalidRequest => Error::InvalidRequest,
+        R::StorageUnavailable | R::ShuttingDown => Error::Unavailable,
+        R::NotLeader => Error::NotLeader,
+        R::UnknownGroup => Error::UnknownGroup,
+        R::UnknownMember => Error::UnknownMember,
+        R::FencedMemberEpoch => Error::FencedMemberEpoch,
+        R::NotAssigned => Error::NotAssigned,
+        R::GroupNotEmpty => Error::GroupNotEmpty,
+        R::InvalidGroupId => Error::InvalidGroupId,
+        R::RemoteDataLoss => Error::DataLoss,
+    })
 }
 
 impl From<tonic::Status> for Error {
@@ -113,38 +200,8 @@ impl From<tonic::Status> for Error {
             .metadata()
             .get(ERROR_REASON_KEY)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let msg = s.message().to_string();
-        match reason.as_str() {
-            "UNKNOWN_TOPIC" => Error::UnknownTopic(msg),
-            "UNKNOWN_PARTITION" => Error::UnknownPartition(msg),
-            "TOPIC_ALREADY_EXISTS" => Error::TopicAlreadyExists(msg),
-            "INVALID_TOPIC_NAME" => Error::InvalidTopicName(msg),
-            "INVALID_CONFIG" => Error::InvalidConfig(msg),
-            "RECORD_TOO_LARGE" => Error::RecordTooLarge(msg),
-            "CORRUPT_BATCH" => Error::CorruptBatch(msg),
-            "OFFSET_OUT_OF_RANGE" => Error::OffsetOutOfRange(msg),
-            "OUT_OF_ORDER_SEQUENCE" => Error::OutOfOrderSequence(msg),
-            "PRODUCER_FENCED" => Error::ProducerFenced(msg),
-            "INVALID_REQUEST" => Error::InvalidRequest(msg),
-            "NOT_LEADER" => Error::NotLeader(msg),
-            "UNKNOWN_GROUP" => Error::UnknownGroup(msg),
-            "UNKNOWN_MEMBER" => Error::UnknownMember(msg),
-            "FENCED_MEMBER_EPOCH" => Error::FencedMemberEpoch(msg),
-            "NOT_ASSIGNED" => Error::NotAssigned(msg),
-            "GROUP_NOT_EMPTY" => Error::GroupNotEmpty(msg),
-            "INVALID_GROUP_ID" => Error::InvalidGroupId(msg),
-            "STORAGE_UNAVAILABLE" | "SHUTTING_DOWN" => Error::Unavailable(msg),
-            _ => match s.code() {
-                Code::Unavailable | Code::Cancelled | Code::Unknown => Error::Unavailable(msg),
-                Code::DeadlineExceeded => Error::Timeout(msg),
-                Code::NotFound => Error::UnknownTopic(msg),
-                Code::InvalidArgument => Error::InvalidRequest(msg),
-                Code::OutOfRange => Error::OffsetOutOfRange(msg),
-                code => Error::Broker { code, message: msg },
-            },
-        }
+            .and_then(ErrorReason::from_str_name);
+        Error::from_broker(s.code(), reason, s.message().to_string())
     }
 }
 
@@ -152,12 +209,51 @@ impl From<tidelog_proto::v1::ProduceError> for Error {
     /// An error answer on a produce stream, read exactly like the status a
     /// unary call would have returned.
     fn from(e: tidelog_proto::v1::ProduceError) -> Self {
-        let mut status = tonic::Status::new(Code::from(e.code), e.message);
-        let reason = tidelog_proto::v1::ErrorReason::try_from(e.reason)
-            .unwrap_or(tidelog_proto::v1::ErrorReason::Unspecified);
-        if let Ok(v) = reason.as_str_name().parse() {
-            status.metadata_mut().insert(ERROR_REASON_KEY, v);
+        let reason = ErrorReason::try_from(e.reason).ok();
+        Error::from_broker(Code::from(e.code), reason, e.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: Code, reason: &str) -> tonic::Status {
+        let mut s = tonic::Status::new(code, "m");
+        if let Ok(v) = reason.parse() {
+            s.metadata_mut().insert(ERROR_REASON_KEY, v);
         }
-        Error::from(status)
+        s
+    }
+
+    #[test]
+    fn a_reason_named_like_a_code_gives_that_code() {
+        for code in ErrorCode::ALL {
+            if ErrorReason::from_str_name(code.as_str()).is_some() {
+                let e = Error::from(status(Code::Internal, code.as_str()));
+                assert_eq!(e.code(), *code);
+            }
+        }
+    }
+
+    #[test]
+    fn remote_data_loss_and_unknown_reasons() {
+        let e = Error::from(status(Code::DataLoss, "REMOTE_DATA_LOSS"));
+        assert!(matches!(e, Error::DataLoss(_)) && !e.is_retriable());
+        // A reason this client does not know falls back to the status code.
+        let e = Error::from(status(Code::DataLoss, "SOMETHING_NEW"));
+        assert_eq!(e.code(), ErrorCode::DataLoss);
+        let e = Error::from(status(Code::Unavailable, "SHUTTING_DOWN"));
+        assert!(e.is_retriable());
+    }
+
+    #[test]
+    fn produce_errors_read_like_statuses() {
+        let e = Error::from(tidelog_proto::v1::ProduceError {
+            code: Code::InvalidArgument as i32,
+            reason: ErrorReason::RecordTooLarge as i32,
+            message: "big".into(),
+        });
+        assert_eq!(e.code(), ErrorCode::RecordTooLarge);
     }
 }
