@@ -264,18 +264,12 @@ class Consumer extends EventEmitter {
     })
   }
 
-  async _rewind(batches, from, firstOffset) {
-    // Moves every partition with unprocessed records back to its first
-    // unprocessed offset so they are read again (and never committed).
-    const seen = new Set()
-    for (let i = from; i < batches.length; i++) {
-      const b = batches[i]
-      const key = `${b.partition}\u0000${b.topic}`
-      if (seen.has(key)) continue
-      seen.add(key)
-      const offset = i === from && firstOffset !== undefined ? firstOffset : b.messages[0].offset
-      await call(() => this._n.seek({ topic: b.topic, partition: b.partition, offset }))
-    }
+  /**
+   * Reads `offset` of the batch's partition again, with everything the
+   * last fetch handed out after it (the Rust consumer tracks which).
+   */
+  _redeliver(b, offset) {
+    return call(() => this._n.redeliverFrom(b.topic, b.partition, offset))
   }
 
   async _runLoop(opts) {
@@ -288,7 +282,7 @@ class Consumer extends EventEmitter {
       for (let i = 0; i < batches.length && !failure; i++) {
         const b = batches[i]
         if (this._stopping) {
-          await this._rewind(batches, i)
+          await this._redeliver(b, b.messages[0].offset)
           break
         }
         if (eachBatch) {
@@ -317,27 +311,27 @@ class Consumer extends EventEmitter {
               const next = resolved === undefined ? msgs[0].offset : (BigInt(resolved) + 1n).toString()
               if (BigInt(next) <= BigInt(batch.lastOffset())) {
                 // Unresolved records are read again.
-                await this._rewind(batches, i, next)
+                await this._redeliver(b, next)
                 break
               }
             }
           } catch (e) {
             const next = resolved === undefined ? msgs[0].offset : (BigInt(resolved) + 1n).toString()
-            await this._rewind(batches, i, next)
+            await this._redeliver(b, next)
             failure = e
           }
         } else {
           const msgs = b.messages
           for (let j = 0; j < msgs.length; j++) {
             if (this._stopping) {
-              await this._rewind(batches, i, msgs[j].offset)
+              await this._redeliver(b, msgs[j].offset)
               failure = 'stopped'
               break
             }
             try {
               await eachMessage({ topic: b.topic, partition: b.partition, message: msgs[j], heartbeat })
             } catch (e) {
-              await this._rewind(batches, i, msgs[j].offset)
+              await this._redeliver(b, msgs[j].offset)
               failure = e
               break
             }
@@ -390,9 +384,10 @@ class Consumer extends EventEmitter {
         // Stopped inside a batch: the current record counts as consumed.
         const b = batches[i]
         if (j + 1 < b.messages.length) {
-          await this._rewind(batches, i, b.messages[j + 1].offset)
+          await this._redeliver(b, b.messages[j + 1].offset)
         } else if (i + 1 < batches.length) {
-          await this._rewind(batches, i + 1)
+          const nb = batches[i + 1]
+          await this._redeliver(nb, nb.messages[0].offset)
         }
       }
     }
@@ -506,4 +501,6 @@ class Admin {
   }
 }
 
-module.exports = { Tidelog, Producer, Consumer, Admin, ...errors }
+// The code table and class map stay internal (tests read lib/errors.js).
+const { CODES, BINDING_CODES, CLASSES, ...publicErrors } = errors
+module.exports = { Tidelog, Producer, Consumer, Admin, ...publicErrors }

@@ -70,6 +70,13 @@ export declare class Consumer {
   /** Moves positions; resolves to the new offset of each partition moved. */
   seek(target: SeekTarget): Promise<Array<TopicPartitionOffset>>
   /**
+   * Reads again, from `offset` of `topic`/`partition`, what the last
+   * `nextBatch` handed out from that record on (a handler failed or the
+   * loop stopped before it): every later partition of that batch moves
+   * back to its first record too.
+   */
+  redeliverFrom(topic: string, partition: number, offset: string): Promise<void>
+  /**
    * Commits offsets (each the next offset to read) for the group, or,
    * without arguments, the current position of every owned partition.
    */
@@ -171,6 +178,15 @@ export interface CreateTopicsOptions {
 export interface DeleteTopicsOptions {
   topics: Array<string>
 }
+
+/** A client error code and whether retrying may help. */
+export interface ErrorCodeInfo {
+  code: string
+  retriable: boolean
+}
+
+/** Every code a client error can carry (`lib/errors.js` reads it). */
+export declare function errorCodes(): Array<ErrorCodeInfo>
 
 /** A consumer group in detail. */
 export interface GroupDescription {

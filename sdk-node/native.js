@@ -839,3 +839,4 @@ module.exports.Admin = nativeBinding.Admin
 module.exports.Consumer = nativeBinding.Consumer
 module.exports.Producer = nativeBinding.Producer
 module.exports.Tidelog = nativeBinding.Tidelog
+module.exports.errorCodes = nativeBinding.errorCodes

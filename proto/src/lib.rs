@@ -4,8 +4,13 @@
 //!   `proto/tidelog/v1/tidelog.proto`.
 //! * [`batch`]: the record-batch binary format of `proto/FORMAT.md`, shared by
 //!   the broker (header and CRC validation) and the clients (encode/decode).
+//! * [`limits`]: sizes both ends must agree on.
 
 pub mod batch;
+pub mod limits;
+
+// Kept at the root for code written before `limits` existed.
+pub use limits::DEDUPE_WINDOW_BATCHES;
 
 /// Generated gRPC code for `tidelog.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -15,9 +20,3 @@ pub mod v1 {
 
 /// Status metadata key that carries the stable error reason name.
 pub const ERROR_REASON_KEY: &str = "x-tidelog-error";
-
-/// Batches per producer and partition that a broker remembers to recognise
-/// retries (FORMAT.md, "Idempotence"). A client must never have more
-/// batches of a partition unanswered than this, or a retry of the oldest
-/// could no longer be recognised.
-pub const DEDUPE_WINDOW_BATCHES: usize = 256;

@@ -2,9 +2,15 @@
 
 // Error classes. Native errors carry a stable code in their message,
 // `[UNKNOWN_TOPIC] ...` (see src/error.rs); `toTidelogError` strips it and
-// picks the class.
+// picks the class. Which codes exist and which are retriable is the Rust
+// client's table (`tidelog::ErrorCode`), read from the addon.
 
-const RETRIABLE = new Set(['NOT_LEADER', 'UNAVAILABLE', 'TIMEOUT', 'CONNECTION_ERROR'])
+const { errorCodes } = require('../native.js')
+
+/** Every client error code, with whether retrying may help. */
+const CODES = new Map(errorCodes().map(({ code, retriable }) => [code, retriable]))
+/** Codes this package adds for argument checks done in JavaScript or napi. */
+const BINDING_CODES = ['INVALID_ARGUMENT', 'NOT_SUBSCRIBED', 'UNKNOWN_ERROR']
 
 class TidelogError extends Error {
   constructor(message, code = 'UNKNOWN_ERROR', options) {
@@ -13,7 +19,7 @@ class TidelogError extends Error {
     /** Stable error code, e.g. `UNKNOWN_TOPIC`. */
     this.code = code
     /** Whether the same call may succeed later. (The client already retried.) */
-    this.retriable = RETRIABLE.has(code)
+    this.retriable = CODES.get(code) === true
   }
 }
 
@@ -50,6 +56,7 @@ const CLASSES = {
   OFFSET_OUT_OF_RANGE: OffsetOutOfRangeError,
   CORRUPT_BATCH: ProducerError,
   OUT_OF_ORDER_SEQUENCE: ProducerError,
+  DUPLICATE_SEQUENCE_NUMBER: ProducerError,
   PRODUCER_FENCED: ProducerError,
   UNKNOWN_GROUP: GroupError,
   UNKNOWN_MEMBER: GroupError,
@@ -91,4 +98,7 @@ module.exports = {
   GroupError,
   ClosedError,
   toTidelogError,
+  CODES,
+  BINDING_CODES,
+  CLASSES,
 }

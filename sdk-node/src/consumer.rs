@@ -1,7 +1,7 @@
 //! The consumer: a group member (with `groupId`) or a standalone consumer of
-//! every partition of its topics. Records reach JavaScript in batches: one
-//! native call drains what is already fetched (`try_next_record`) and waits
-//! (`next_record`) only when nothing is.
+//! every partition of its topics, both `tidelog::UnifiedConsumer`. Records
+//! reach JavaScript in batches of one native call each; this module only
+//! translates options, values and errors.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -119,49 +119,11 @@ pub struct RebalanceEvent {
     pub partitions: Vec<TopicPartition>,
 }
 
-enum Inner {
-    Group(Box<tidelog::GroupConsumer>),
-    Solo(Box<tidelog::Consumer>),
-}
-
-impl Inner {
-    fn try_next(&mut self) -> Option<tidelog::ConsumerRecord> {
-        match self {
-            Inner::Group(g) => g.try_next_record(),
-            Inner::Solo(c) => c.try_next_record(),
-        }
-    }
-
-    fn assignment(&self) -> Vec<tidelog::TopicPartition> {
-        match self {
-            Inner::Group(g) => g.assignment(),
-            Inner::Solo(c) => c.assignment(),
-        }
-    }
-
-    fn position(&self, tp: &tidelog::TopicPartition) -> Option<i64> {
-        match self {
-            Inner::Group(g) => g.position(tp),
-            Inner::Solo(c) => c.position(tp),
-        }
-    }
-
-    async fn seek(
-        &mut self,
-        tp: &tidelog::TopicPartition,
-        to: tidelog::SeekTo,
-    ) -> tidelog::Result<i64> {
-        match self {
-            Inner::Group(g) => g.seek(tp, to).await,
-            Inner::Solo(c) => c.seek(tp, to).await,
-        }
-    }
-}
-
 struct Shared {
     conn: Conn,
     options: ConsumerOptions,
-    inner: Mutex<Option<Inner>>,
+    /// Made by the first `subscribe` (which knows where to start).
+    inner: Mutex<Option<tidelog::UnifiedConsumer>>,
     /// Calls waiting for `inner` while a `nextBatch` may be waiting for
     /// records; the wait gives way to them.
     interrupts: AtomicUsize,
@@ -171,7 +133,7 @@ struct Shared {
 
 impl Shared {
     /// Locks the consumer, interrupting a `nextBatch` that waits for records.
-    async fn lock_now(&self) -> MutexGuard<'_, Option<Inner>> {
+    async fn lock_now(&self) -> MutexGuard<'_, Option<tidelog::UnifiedConsumer>> {
         self.interrupts.fetch_add(1, Ordering::AcqRel);
         self.wake.notify_waiters();
         let guard = self.inner.lock().await;
@@ -207,6 +169,19 @@ fn tps_js(tps: Vec<tidelog::TopicPartition>) -> Vec<TopicPartition> {
             partition: tp.partition,
         })
         .collect()
+}
+
+/// The consumer if it is a group member, else `refusal` as an argument
+/// error (JavaScript's contract for these calls).
+fn group_member<'a>(
+    consumer: Option<&'a mut tidelog::UnifiedConsumer>,
+    refusal: &str,
+) -> Result<&'a mut tidelog::UnifiedConsumer> {
+    match consumer {
+        Some(c) if c.is_group() => Ok(c),
+        Some(_) => Err(invalid(refusal)),
+        None => Err(not_subscribed()),
+    }
 }
 
 fn parse_offset(s: &str) -> Result<i64> {
@@ -265,48 +240,16 @@ impl Consumer {
             tidelog::OffsetReset::Latest
         };
         let client = self.shared.conn.client().await.map_err(to_napi)?;
-        let o = &self.shared.options;
         let mut guard = self.shared.lock_now().await;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         match guard.as_mut() {
-            Some(Inner::Group(g)) => g.subscribe(&names).await.map_err(to_napi)?,
-            Some(Inner::Solo(c)) => c.assign_topics(&names).await.map_err(to_napi)?,
+            Some(consumer) => consumer.subscribe(&names).await.map_err(to_napi)?,
             None => {
-                let inner = match &o.group_id {
-                    Some(group_id) => {
-                        let mut config = tidelog::GroupConsumerConfig::new(group_id.clone());
-                        config.auto_offset_reset = reset;
-                        config.client_id = self.shared.conn.client_id().to_string();
-                        if let Some(ms) = o.session_timeout {
-                            config.session_timeout = Duration::from_millis(u64::from(ms));
-                        }
-                        if let Some(a) = o.auto_commit {
-                            config.auto_commit = a;
-                        }
-                        if let Some(ms) = o.auto_commit_interval {
-                            config.auto_commit_interval = Duration::from_millis(u64::from(ms));
-                        }
-                        if let Some(b) = o.max_bytes_per_partition {
-                            config.max_bytes = b.max(1024);
-                        }
-                        let mut g = client.group_consumer(config);
-                        g.subscribe(&names).await.map_err(to_napi)?;
-                        Inner::Group(Box::new(g))
-                    }
-                    None => {
-                        let mut config = tidelog::ConsumerConfig {
-                            auto_offset_reset: reset,
-                            ..Default::default()
-                        };
-                        if let Some(b) = o.max_bytes_per_partition {
-                            config.max_bytes = b.max(1024);
-                        }
-                        let mut c = client.consumer_with(config);
-                        c.assign_topics(&names).await.map_err(to_napi)?;
-                        Inner::Solo(Box::new(c))
-                    }
-                };
-                *guard = Some(inner);
+                // Kept only once subscribed, so a failed first subscribe
+                // leaves the consumer unsubscribed.
+                let mut consumer = client.unified_consumer(self.mode(reset));
+                consumer.subscribe(&names).await.map_err(to_napi)?;
+                *guard = Some(consumer);
             }
         }
         Ok(())
@@ -336,63 +279,70 @@ impl Consumer {
 }
 
 impl Consumer {
+    /// The consumer's settings, starting unpositioned partitions at `reset`.
+    fn mode(&self, reset: tidelog::OffsetReset) -> tidelog::ConsumerMode {
+        let o = &self.shared.options;
+        let max_bytes = o.max_bytes_per_partition.map(|b| b.max(1024));
+        match &o.group_id {
+            Some(group_id) => {
+                let mut config = tidelog::GroupConsumerConfig::new(group_id.clone());
+                config.auto_offset_reset = reset;
+                config.client_id = self.shared.conn.client_id().to_string();
+                if let Some(ms) = o.session_timeout {
+                    config.session_timeout = Duration::from_millis(u64::from(ms));
+                }
+                if let Some(a) = o.auto_commit {
+                    config.auto_commit = a;
+                }
+                if let Some(ms) = o.auto_commit_interval {
+                    config.auto_commit_interval = Duration::from_millis(u64::from(ms));
+                }
+                if let Some(b) = max_bytes {
+                    config.max_bytes = b;
+                }
+                tidelog::ConsumerMode::Subscribe(config)
+            }
+            None => {
+                let mut config = tidelog::ConsumerConfig {
+                    auto_offset_reset: reset,
+                    ..Default::default()
+                };
+                if let Some(b) = max_bytes {
+                    config.max_bytes = b;
+                }
+                tidelog::ConsumerMode::Assign(config)
+            }
+        }
+    }
+
     async fn fetch(
         &self,
         max_records: u32,
         max_wait_ms: Option<u32>,
     ) -> Result<Vec<PartitionRecords>> {
         let shared = &self.shared;
-        let max = max_records.max(1) as usize;
         let mut guard = shared.inner.lock().await;
-        if shared.closed.load(Ordering::Acquire) {
+        if shared.closed.load(Ordering::Acquire) || shared.interrupts.load(Ordering::Acquire) > 0 {
             return Ok(Vec::new());
         }
-        if shared.interrupts.load(Ordering::Acquire) > 0 {
-            return Ok(Vec::new());
-        }
-        let Some(inner) = guard.as_mut() else {
+        let Some(consumer) = guard.as_mut() else {
             return Err(not_subscribed());
         };
-        let mut records = Vec::new();
-        while records.len() < max {
-            match inner.try_next() {
-                Some(r) => records.push(r),
-                None => break,
-            }
-        }
-        if records.is_empty() {
-            let stop = async {
-                match max_wait_ms {
-                    Some(ms) => {
-                        tokio::select! {
-                            _ = shared.interrupted() => {}
-                            _ = tokio::time::sleep(Duration::from_millis(u64::from(ms))) => {}
-                        }
-                    }
-                    None => shared.interrupted().await,
-                }
-            };
-            let first = match inner {
-                Inner::Group(g) => g.next_record_until(stop).await,
-                Inner::Solo(c) => {
+        let stop = async {
+            match max_wait_ms {
+                Some(ms) => {
                     tokio::select! {
-                        r = c.next_record() => r,
-                        _ = stop => None,
+                        _ = shared.interrupted() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(u64::from(ms))) => {}
                     }
                 }
-            };
-            match first {
-                Some(Ok(r)) => records.push(r),
-                Some(Err(e)) => return Err(to_napi(e)),
-                None => return Ok(Vec::new()),
+                None => shared.interrupted().await,
             }
-            while records.len() < max {
-                match inner.try_next() {
-                    Some(r) => records.push(r),
-                    None => break,
-                }
-            }
-        }
+        };
+        let records = consumer
+            .next_records_until(max_records as usize, stop)
+            .await
+            .map_err(to_napi)?;
         let mut out: Vec<PartitionRecords> = Vec::new();
         for r in records {
             match out.last_mut() {
@@ -425,12 +375,12 @@ impl Consumer {
             }
         };
         let mut guard = self.shared.lock_now().await;
-        let Some(inner) = guard.as_mut() else {
+        let Some(consumer) = guard.as_mut() else {
             return Err(not_subscribed());
         };
         let tps: Vec<tidelog::TopicPartition> = match target.partition {
             Some(p) => vec![tidelog::TopicPartition::new(target.topic.clone(), p)],
-            None => inner
+            None => consumer
                 .assignment()
                 .into_iter()
                 .filter(|tp| tp.topic == target.topic)
@@ -438,7 +388,7 @@ impl Consumer {
         };
         let mut out = Vec::with_capacity(tps.len());
         for tp in tps {
-            let offset = inner.seek(&tp, to).await.map_err(to_napi)?;
+            let offset = consumer.seek(&tp, to).await.map_err(to_napi)?;
             out.push(TopicPartitionOffset {
                 topic: tp.topic,
                 partition: tp.partition,
@@ -448,29 +398,49 @@ impl Consumer {
         Ok(out)
     }
 
+    /// Reads again, from `offset` of `topic`/`partition`, what the last
+    /// `nextBatch` handed out from that record on (a handler failed or the
+    /// loop stopped before it): every later partition of that batch moves
+    /// back to its first record too.
+    #[napi]
+    pub async fn redeliver_from(
+        &self,
+        topic: String,
+        partition: u32,
+        offset: String,
+    ) -> Result<()> {
+        let offset = parse_offset(&offset)?;
+        let mut guard = self.shared.lock_now().await;
+        let Some(consumer) = guard.as_mut() else {
+            return Err(not_subscribed());
+        };
+        consumer
+            .redeliver_from(&topic, partition, offset)
+            .await
+            .map_err(to_napi)
+    }
+
     /// Commits offsets (each the next offset to read) for the group, or,
     /// without arguments, the current position of every owned partition.
     #[napi]
     pub async fn commit_offsets(&self, offsets: Option<Vec<TopicPartitionOffset>>) -> Result<()> {
         let mut guard = self.shared.lock_now().await;
-        match guard.as_mut() {
-            Some(Inner::Group(g)) => match offsets {
-                None => g.commit().await.map_err(to_napi),
-                Some(list) => {
-                    let mut parsed = Vec::with_capacity(list.len());
-                    for o in list {
-                        parsed.push((
-                            tidelog::TopicPartition::new(o.topic, o.partition),
-                            parse_offset(&o.offset)?,
-                        ));
-                    }
-                    g.commit_offsets(&parsed).await.map_err(to_napi)
+        let consumer = group_member(
+            guard.as_mut(),
+            "commitOffsets needs a consumer group: create the consumer with a groupId",
+        )?;
+        match offsets {
+            None => consumer.commit().await.map_err(to_napi),
+            Some(list) => {
+                let mut parsed = Vec::with_capacity(list.len());
+                for o in list {
+                    parsed.push((
+                        tidelog::TopicPartition::new(o.topic, o.partition),
+                        parse_offset(&o.offset)?,
+                    ));
                 }
-            },
-            Some(Inner::Solo(_)) => Err(invalid(
-                "commitOffsets needs a consumer group: create the consumer with a groupId",
-            )),
-            None => Err(not_subscribed()),
+                consumer.commit_offsets(&parsed).await.map_err(to_napi)
+            }
         }
     }
 
@@ -488,14 +458,14 @@ impl Consumer {
     #[napi]
     pub async fn positions(&self) -> Result<Vec<TopicPartitionOffset>> {
         let guard = self.shared.lock_now().await;
-        let Some(inner) = guard.as_ref() else {
+        let Some(consumer) = guard.as_ref() else {
             return Ok(Vec::new());
         };
-        Ok(inner
+        Ok(consumer
             .assignment()
             .into_iter()
             .filter_map(|tp| {
-                inner.position(&tp).map(|o| TopicPartitionOffset {
+                consumer.position(&tp).map(|o| TopicPartitionOffset {
                     topic: tp.topic,
                     partition: tp.partition,
                     offset: o.to_string(),
@@ -508,32 +478,30 @@ impl Consumer {
     /// group members only.
     #[napi]
     pub async fn lag(&self) -> Result<Vec<TopicPartitionOffset>> {
-        let guard = self.shared.lock_now().await;
-        match guard.as_ref() {
-            Some(Inner::Group(g)) => Ok(g
-                .lag()
-                .await
-                .map_err(to_napi)?
-                .into_iter()
-                .map(|(tp, lag)| TopicPartitionOffset {
-                    topic: tp.topic,
-                    partition: tp.partition,
-                    offset: lag.to_string(),
-                })
-                .collect()),
-            Some(Inner::Solo(_)) => Err(invalid("lag needs a consumer group")),
-            None => Err(not_subscribed()),
-        }
+        let mut guard = self.shared.lock_now().await;
+        let consumer = group_member(guard.as_mut(), "lag needs a consumer group")?;
+        Ok(consumer
+            .lag()
+            .await
+            .map_err(to_napi)?
+            .into_iter()
+            .map(|(tp, lag)| TopicPartitionOffset {
+                topic: tp.topic,
+                partition: tp.partition,
+                offset: lag.to_string(),
+            })
+            .collect())
     }
 
     /// Rebalance events since the last call (group members only).
     #[napi]
     pub async fn take_events(&self) -> Result<Vec<RebalanceEvent>> {
         let mut guard = self.shared.lock_now().await;
-        let Some(Inner::Group(g)) = guard.as_mut() else {
+        let Some(consumer) = guard.as_mut() else {
             return Ok(Vec::new());
         };
-        Ok(g.take_events()
+        Ok(consumer
+            .take_events()
             .into_iter()
             .map(|e| {
                 let (t, tps) = match e {
@@ -560,10 +528,10 @@ impl Consumer {
     #[napi]
     pub async fn disconnect(&self) -> Result<()> {
         self.shared.closed.store(true, Ordering::Release);
-        let inner = self.shared.lock_now().await.take();
-        match inner {
-            Some(Inner::Group(g)) => (*g).close().await.map_err(to_napi),
-            Some(Inner::Solo(_)) | None => Ok(()),
+        let consumer = self.shared.lock_now().await.take();
+        match consumer {
+            Some(mut c) => c.close().await.map_err(to_napi),
+            None => Ok(()),
         }
     }
 }

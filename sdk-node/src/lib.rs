@@ -22,6 +22,7 @@ use tokio::sync::OnceCell;
 
 pub use admin::Admin;
 pub use consumer::Consumer;
+pub use error::{error_codes, ErrorCodeInfo};
 pub use producer::Producer;
 
 /// Options of `new Tidelog(...)`.

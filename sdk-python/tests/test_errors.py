@@ -3,7 +3,7 @@ import uuid
 import pytest
 
 import tidelog
-from tidelog import AdminClient, Consumer, Producer, TopicPartition, errors
+from tidelog import AdminClient, Consumer, Producer, TopicPartition, _native, errors
 
 
 def test_hierarchy():
@@ -15,6 +15,17 @@ def test_hierarchy():
     assert issubclass(tidelog.RequestTimeoutError, TimeoutError)
     assert issubclass(tidelog.InvalidTopicNameError, ValueError)
     assert issubclass(tidelog.BrokerConnectionError, ConnectionError)
+
+
+def test_classes_follow_the_native_code_table():
+    # One class per code of the Rust client, retriable exactly as it says.
+    table = dict(_native.error_codes())
+    assert set(errors._BY_CODE) == set(table)
+    for code, cls in errors._BY_CODE.items():
+        assert cls.retriable is table[code], code
+    assert tidelog.BrokerConnectionError.retriable
+    assert not tidelog.DataLossError.retriable
+    assert issubclass(tidelog.DataLossError, tidelog.BrokerError)
 
 
 def test_unknown_topic(broker, admin):

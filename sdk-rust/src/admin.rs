@@ -3,19 +3,15 @@
 use std::collections::BTreeMap;
 
 use tidelog_proto::v1::{
-    admin_client::AdminClient, consumer_client::ConsumerClient, offset_spec::Spec,
-    AlterTopicConfigRequest, CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest,
-    ListOffsetsRequest, ListTopicsRequest, OffsetSpec as WireSpec,
+    reset_spec::Spec as WireReset, AlterTopicConfigRequest, CommitOffsetsRequest,
+    CreateTopicRequest, DeleteGroupRequest, DeleteTopicRequest, DescribeGroupRequest,
+    DescribeTopicRequest, ListGroupsRequest, ListTopicsRequest, OffsetCommit, ResetOffsetsRequest,
 };
 
-use tidelog_proto::v1::{
-    groups_client::GroupsClient, reset_spec::Spec as WireReset, CommitOffsetsRequest,
-    DeleteGroupRequest, DescribeGroupRequest, ListGroupsRequest, OffsetCommit, ResetOffsetsRequest,
-};
-
-use crate::client::{Client, MAX_MESSAGE_BYTES};
-use crate::consumer::TopicPartition;
+use crate::connection::Connection;
 use crate::error::{Error, Result};
+pub use crate::types::OffsetSpec;
+use crate::types::TopicPartition;
 
 /// A topic to create.
 #[derive(Debug, Clone)]
@@ -115,29 +111,6 @@ impl From<tidelog_proto::v1::TopicDescription> for TopicDescription {
                     remote_segments: p.remote_segments,
                 })
                 .collect(),
-        }
-    }
-}
-
-/// Which offset to look up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OffsetSpec {
-    /// The first offset in the log.
-    Earliest,
-    /// The log end (next offset to be written).
-    Latest,
-    /// The first offset whose timestamp is >= this (ms since the epoch).
-    Timestamp(i64),
-}
-
-impl OffsetSpec {
-    pub(crate) fn to_wire(self) -> WireSpec {
-        WireSpec {
-            spec: Some(match self {
-                OffsetSpec::Earliest => Spec::Earliest(true),
-                OffsetSpec::Latest => Spec::Latest(true),
-                OffsetSpec::Timestamp(t) => Spec::TimestampMs(t),
-            }),
         }
     }
 }
@@ -254,23 +227,19 @@ fn from_wire_tps(tps: Vec<tidelog_proto::v1::TopicPartitions>) -> Vec<TopicParti
 /// ```
 #[derive(Debug, Clone)]
 pub struct Admin {
-    client: Client,
+    conn: Connection,
 }
 
 impl Admin {
-    pub(crate) fn new(client: Client) -> Self {
-        Admin { client }
-    }
-
-    fn admin(&self) -> AdminClient<tonic::transport::Channel> {
-        AdminClient::new(self.client.channel()).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    pub(crate) fn new(conn: Connection) -> Self {
+        Admin { conn }
     }
 
     /// Creates a topic.
     pub async fn create_topic(&self, topic: NewTopic) -> Result<TopicDescription> {
-        let mut a = self.admin();
+        let mut a = self.conn.admin();
         let r = self
-            .client
+            .conn
             .call(a.create_topic(CreateTopicRequest {
                 name: topic.name,
                 partitions: topic.partitions,
@@ -284,11 +253,8 @@ impl Admin {
 
     /// Lists topics.
     pub async fn list_topics(&self) -> Result<Vec<TopicListing>> {
-        let mut a = self.admin();
-        let r = self
-            .client
-            .call(a.list_topics(ListTopicsRequest {}))
-            .await?;
+        let mut a = self.conn.admin();
+        let r = self.conn.call(a.list_topics(ListTopicsRequest {})).await?;
         Ok(r.topics
             .into_iter()
             .map(|t| TopicListing {
@@ -300,9 +266,9 @@ impl Admin {
 
     /// Describes a topic.
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
-        let mut a = self.admin();
+        let mut a = self.conn.admin();
         let r = self
-            .client
+            .conn
             .call(a.describe_topic(DescribeTopicRequest { name: name.into() }))
             .await?;
         r.topic
@@ -312,11 +278,11 @@ impl Admin {
 
     /// Deletes a topic and all its data.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
-        let mut a = self.admin();
-        self.client
+        let mut a = self.conn.admin();
+        self.conn
             .call(a.delete_topic(DeleteTopicRequest { name: name.into() }))
             .await?;
-        self.client.invalidate_metadata(name);
+        self.conn.invalidate_metadata(name);
         Ok(())
     }
 
@@ -331,9 +297,9 @@ impl Admin {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut a = self.admin();
+        let mut a = self.conn.admin();
         let r = self
-            .client
+            .conn
             .call(a.alter_topic_config(AlterTopicConfigRequest {
                 name: name.into(),
                 set: set.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
@@ -347,11 +313,8 @@ impl Admin {
 
     /// Lists consumer groups.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
-        let mut g = GroupsClient::new(self.client.channel());
-        let r = self
-            .client
-            .call(g.list_groups(ListGroupsRequest {}))
-            .await?;
+        let mut g = self.conn.groups();
+        let r = self.conn.call(g.list_groups(ListGroupsRequest {})).await?;
         Ok(r.groups
             .into_iter()
             .map(|g| GroupListing {
@@ -364,9 +327,9 @@ impl Admin {
 
     /// Describes a group: members, assignments, committed offsets and lag.
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
-        let mut g = GroupsClient::new(self.client.channel());
+        let mut g = self.conn.groups();
         let r = self
-            .client
+            .conn
             .call(g.describe_group(DescribeGroupRequest {
                 group_id: group_id.into(),
             }))
@@ -404,8 +367,8 @@ impl Admin {
 
     /// Deletes a group's committed offsets (refused while it has members).
     pub async fn delete_group(&self, group_id: &str) -> Result<()> {
-        let mut g = GroupsClient::new(self.client.channel());
-        self.client
+        let mut g = self.conn.groups();
+        self.conn
             .call(g.delete_group(DeleteGroupRequest {
                 group_id: group_id.into(),
             }))
@@ -426,7 +389,7 @@ impl Admin {
         dry_run: bool,
         force: bool,
     ) -> Result<Vec<OffsetResetPlan>> {
-        let mut g = GroupsClient::new(self.client.channel());
+        let mut g = self.conn.groups();
         let spec = match spec {
             ResetSpec::Earliest => WireReset::Earliest(true),
             ResetSpec::Latest => WireReset::Latest(true),
@@ -435,7 +398,7 @@ impl Admin {
             ResetSpec::ShiftBy(d) => WireReset::ShiftBy(d),
         };
         let r = self
-            .client
+            .conn
             .call(g.reset_offsets(ResetOffsetsRequest {
                 group_id: group_id.into(),
                 topic: topic.into(),
@@ -463,8 +426,8 @@ impl Admin {
         group_id: &str,
         offsets: &[(TopicPartition, i64)],
     ) -> Result<()> {
-        let mut g = GroupsClient::new(self.client.channel());
-        self.client
+        let mut g = self.conn.groups();
+        self.conn
             .call(
                 g.commit_offsets(CommitOffsetsRequest {
                     group_id: group_id.into(),
@@ -494,15 +457,6 @@ impl Admin {
         partition: u32,
         spec: OffsetSpec,
     ) -> Result<(i64, i64)> {
-        let mut c = ConsumerClient::new(self.client.channel());
-        let r = self
-            .client
-            .call(c.list_offsets(ListOffsetsRequest {
-                topic: topic.into(),
-                partition,
-                spec: Some(spec.to_wire()),
-            }))
-            .await?;
-        Ok((r.offset, r.timestamp_ms))
+        self.conn.list_offsets(topic, partition, spec).await
     }
 }

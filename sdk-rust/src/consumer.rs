@@ -15,32 +15,14 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use tidelog_proto::batch::{decode_records, split_batches};
-use tidelog_proto::v1::{consumer_client::ConsumerClient, SubscribeRequest};
+use tidelog_proto::v1::SubscribeRequest;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::admin::OffsetSpec;
-use crate::client::{Client, MAX_MESSAGE_BYTES};
+use crate::connection::Connection;
 use crate::error::{Error, Result};
-
-/// A topic and partition.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: u32,
-}
-
-impl TopicPartition {
-    /// Builds one.
-    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
+use crate::types::OffsetSpec;
+pub use crate::types::TopicPartition;
 
 /// Where an unpositioned partition starts (Kafka's `auto.offset.reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -159,7 +141,7 @@ impl Drop for PartitionState {
 /// # Ok(()) }
 /// ```
 pub struct Consumer {
-    client: Client,
+    conn: Connection,
     config: ConsumerConfig,
     partitions: HashMap<TopicPartition, PartitionState>,
     tx: mpsc::Sender<Fetched>,
@@ -189,10 +171,10 @@ impl std::fmt::Debug for Consumer {
 }
 
 impl Consumer {
-    pub(crate) fn new(client: Client, config: ConsumerConfig) -> Self {
+    pub(crate) fn new(conn: Connection, config: ConsumerConfig) -> Self {
         let (tx, rx) = mpsc::channel(config.buffer_messages.max(1));
         Consumer {
-            client,
+            conn,
             config,
             partitions: HashMap::new(),
             tx,
@@ -224,7 +206,7 @@ impl Consumer {
     pub async fn assign_topics(&mut self, topics: &[&str]) -> Result<()> {
         let mut tps = self.assignment();
         for t in topics {
-            let n = self.client.partition_count(t).await?;
+            let n = self.conn.partition_count(t).await?;
             tps.extend((0..n).map(|p| TopicPartition::new(*t, p)));
         }
         tps.sort();
@@ -280,8 +262,7 @@ impl Consumer {
 
     async fn lookup(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<i64> {
         Ok(self
-            .client
-            .admin()
+            .conn
             .list_offsets(&tp.topic, tp.partition, spec)
             .await?
             .0)
@@ -330,7 +311,7 @@ impl Consumer {
                     continue;
                 };
                 let fetcher = Fetcher {
-                    client: self.client.clone(),
+                    conn: self.conn.clone(),
                     tp: tp.clone(),
                     topic: Arc::from(tp.topic.as_str()),
                     generation: state.generation,
@@ -470,7 +451,7 @@ impl Consumer {
 
 /// One partition's fetch task.
 struct Fetcher {
-    client: Client,
+    conn: Connection,
     tp: TopicPartition,
     topic: Arc<str>,
     generation: u64,
@@ -507,10 +488,9 @@ impl Fetcher {
 
     /// Streams from `offset`, advancing it; `Ok` when the consumer is gone.
     async fn subscribe(&self, offset: &mut i64) -> Result<()> {
-        let mut c =
-            ConsumerClient::new(self.client.channel()).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut c = self.conn.consumer();
         let mut stream = self
-            .client
+            .conn
             .call(c.subscribe(SubscribeRequest {
                 topic: self.tp.topic.clone(),
                 partition: self.tp.partition,

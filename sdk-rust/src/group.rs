@@ -16,18 +16,15 @@ use std::time::{Duration, Instant};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use tidelog_proto::v1::{
-    groups_client::GroupsClient, CommitOffsetsRequest, FetchOffsetsRequest, GroupHeartbeatRequest,
-    OffsetCommit, TopicPartitions,
+    CommitOffsetsRequest, FetchOffsetsRequest, GroupHeartbeatRequest, OffsetCommit, TopicPartitions,
 };
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::admin::OffsetSpec;
-use crate::client::Client;
-use crate::consumer::{
-    Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo, TopicPartition,
-};
+use crate::connection::Connection;
+use crate::consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 use crate::error::{Error, Result};
+use crate::types::{OffsetSpec, TopicPartition};
 
 /// Group consumer settings.
 #[derive(Debug, Clone)]
@@ -114,7 +111,7 @@ type Listener = Box<dyn FnMut(&RebalanceEvent) + Send + Sync>;
 /// # Ok(()) }
 /// ```
 pub struct GroupConsumer {
-    client: Client,
+    conn: Connection,
     config: GroupConsumerConfig,
     consumer: Consumer,
     membership: Arc<Mutex<Membership>>,
@@ -168,15 +165,18 @@ fn to_wire(tps: &BTreeSet<TopicPartition>) -> Vec<TopicPartitions> {
 }
 
 impl GroupConsumer {
-    pub(crate) fn new(client: Client, config: GroupConsumerConfig) -> Self {
-        let consumer = client.consumer_with(ConsumerConfig {
-            auto_offset_reset: config.auto_offset_reset,
-            max_bytes: config.max_bytes,
-            ..ConsumerConfig::default()
-        });
+    pub(crate) fn new(conn: Connection, config: GroupConsumerConfig) -> Self {
+        let consumer = Consumer::new(
+            conn.clone(),
+            ConsumerConfig {
+                auto_offset_reset: config.auto_offset_reset,
+                max_bytes: config.max_bytes,
+                ..ConsumerConfig::default()
+            },
+        );
         let (_, updates) = watch::channel(AssignmentUpdate::default());
         GroupConsumer {
-            client,
+            conn,
             config,
             consumer,
             membership: Arc::default(),
@@ -200,7 +200,7 @@ impl GroupConsumer {
         }
         for t in topics {
             // Fail fast on a topic that does not exist.
-            self.client.partition_count(t).await?;
+            self.conn.partition_count(t).await?;
         }
         lock(&self.membership).topics = topics.iter().map(|t| t.to_string()).collect();
         if self.heartbeat.is_none() {
@@ -208,7 +208,7 @@ impl GroupConsumer {
             self.updates = rx;
             self.applied_serial = 0;
             let task = HeartbeatTask {
-                client: self.client.clone(),
+                conn: self.conn.clone(),
                 config: self.config.clone(),
                 membership: Arc::clone(&self.membership),
                 updates: tx,
@@ -309,10 +309,10 @@ impl GroupConsumer {
         &self,
         tps: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, Option<i64>)>> {
-        let mut c = GroupsClient::new(self.client.channel());
+        let mut c = self.conn.groups();
         let set: BTreeSet<TopicPartition> = tps.iter().cloned().collect();
         let resp = self
-            .client
+            .conn
             .call(c.fetch_offsets(FetchOffsetsRequest {
                 group_id: self.config.group_id.clone(),
                 partitions: to_wire(&set),
@@ -419,8 +419,8 @@ impl GroupConsumer {
             return Ok(());
         }
         let req = self.commit_request(offsets);
-        let mut c = GroupsClient::new(self.client.channel());
-        self.client.call(c.commit_offsets(req)).await.map(|_| ())
+        let mut c = self.conn.groups();
+        self.conn.call(c.commit_offsets(req)).await.map(|_| ())
     }
 
     /// A commit of `offsets` under this member's current id and epoch.
@@ -446,11 +446,11 @@ impl GroupConsumer {
     pub fn commit_in_background(&mut self) {
         let positions = self.positions_of(&self.consumer.assignment());
         self.last_commit = Instant::now();
-        let client = self.client.clone();
+        let conn = self.conn.clone();
         let req = self.commit_request(&positions);
         tokio::spawn(async move {
-            let mut c = GroupsClient::new(client.channel());
-            if let Err(e) = client.call(c.commit_offsets(req)).await {
+            let mut c = conn.groups();
+            if let Err(e) = conn.call(c.commit_offsets(req)).await {
                 tracing::warn!(error = %e, "background commit failed");
             }
         });
@@ -468,10 +468,10 @@ impl GroupConsumer {
 
     /// Lag of every owned partition: log end minus position.
     pub async fn lag(&self) -> Result<Vec<(TopicPartition, i64)>> {
-        let admin = self.client.admin();
         let mut out = Vec::new();
         for tp in self.consumer.assignment() {
-            let (end, _) = admin
+            let (end, _) = self
+                .conn
                 .list_offsets(&tp.topic, tp.partition, OffsetSpec::Latest)
                 .await?;
             let pos = self.consumer.position(&tp).unwrap_or(end);
@@ -496,9 +496,9 @@ impl GroupConsumer {
             let m = lock(&self.membership);
             (m.member_id.clone(), m.topics.clone())
         };
-        let mut c = GroupsClient::new(self.client.channel());
+        let mut c = self.conn.groups();
         let leave = self
-            .client
+            .conn
             .call(c.heartbeat(GroupHeartbeatRequest {
                 group_id: self.config.group_id.clone(),
                 member_id,
@@ -516,7 +516,7 @@ impl GroupConsumer {
 
 /// The background heartbeat loop of one member.
 struct HeartbeatTask {
-    client: Client,
+    conn: Connection,
     config: GroupConsumerConfig,
     membership: Arc<Mutex<Membership>>,
     updates: watch::Sender<AssignmentUpdate>,
@@ -542,8 +542,8 @@ impl HeartbeatTask {
                 client_id: self.config.client_id.clone(),
             }
         };
-        let mut c = GroupsClient::new(self.client.channel());
-        let resp = self.client.call(c.heartbeat(req)).await?;
+        let mut c = self.conn.groups();
+        let resp = self.conn.call(c.heartbeat(req)).await?;
         {
             let mut m = lock(&self.membership);
             m.member_id = resp.member_id;

@@ -23,6 +23,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Layers, each using only those below it: [`Client`] assembles the
+//! producer, the consumers and the admin; they reach the broker through
+//! one connection module that also holds cluster metadata; errors and their
+//! codes (one table, shared by every binding) sit at the bottom.
+//!
 //! Records travel in batches (format: `proto/FORMAT.md`), encoded and
 //! decoded here; the broker never re-encodes them.
 
@@ -30,11 +35,14 @@
 
 pub mod admin;
 pub mod client;
+mod connection;
 pub mod consumer;
 pub mod error;
 pub mod group;
 pub mod partitioner;
 pub mod producer;
+mod types;
+pub mod unified;
 
 pub use admin::{
     Admin, GroupDescription, GroupListing, GroupMemberInfo, NewTopic, OffsetResetPlan, OffsetSpec,
@@ -42,9 +50,10 @@ pub use admin::{
 };
 pub use client::{Client, ClientConfig};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo, TopicPartition};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCode, Result};
 pub use group::{GroupConsumer, GroupConsumerConfig, RebalanceEvent};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };
 pub use tidelog_proto::batch::Compression;
+pub use unified::{ConsumerMode, UnifiedConsumer};

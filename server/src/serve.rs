@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use tidelog_proto::limits::MAX_MESSAGE_BYTES;
 use tidelog_proto::v1::{
     admin_server::AdminServer, consumer_server::ConsumerServer, groups_server::GroupsServer,
     producer_server::ProducerServer,
@@ -15,7 +16,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Api, MAX_MESSAGE_BYTES};
+use crate::api::Api;
 use crate::broker::{Broker, BrokerError};
 use crate::cluster_snapshot::SnapshotPublisher;
 use crate::config::ServeConfig;

@@ -191,4 +191,60 @@ async fn seek_by_offset_timestamp_beginning_and_end() {
         (r[0].offset, r[0].value.as_deref()),
         (500, Some(&b"late"[..]))
     );
+    // The same broker serves the unified consumer's re-delivery check.
+    check_redelivery(&client).await;
+}
+
+/// Up to `n` records from a unified consumer, within 30 s.
+async fn take(consumer: &mut tidelog::UnifiedConsumer, n: usize) -> Vec<ConsumerRecord> {
+    let mut out = Vec::new();
+    let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while out.len() < n && tokio::time::Instant::now() < give_up {
+        let more = consumer.next_records_until(n - out.len(), tokio::time::sleep_until(give_up));
+        out.extend(more.await.expect("records"));
+    }
+    out
+}
+
+/// `UnifiedConsumer::redeliver_from`: a handler failed at a record of the
+/// first batch, so it and everything handed out after it come again, in
+/// every partition, and nothing before it does.
+async fn check_redelivery(client: &tidelog::Client) {
+    let admin = client.admin();
+    let topic = NewTopic::new("redeliver", 2);
+    admin.create_topic(topic).await.expect("create");
+    let producer = client.producer();
+    let sends =
+        (0..10).map(|i| producer.send(ProducerRecord::new("redeliver", "v").partition(i % 2)));
+    futures::future::try_join_all(sends).await.expect("send");
+    let config = tidelog::ConsumerConfig {
+        auto_offset_reset: tidelog::OffsetReset::Earliest,
+        ..Default::default()
+    };
+    let mut consumer = client.unified_consumer(tidelog::ConsumerMode::Assign(config));
+    let refused = consumer.commit().await;
+    assert!(
+        matches!(refused, Err(tidelog::Error::InvalidRequest(_))),
+        "{refused:?}"
+    );
+    consumer.subscribe(&["redeliver"]).await.expect("assign");
+    let first = take(&mut consumer, 1).await;
+    let at = first.len().min(3) - 1;
+    let failed = &first[at];
+    consumer
+        .redeliver_from(&failed.topic, failed.partition, failed.offset)
+        .await
+        .expect("redeliver");
+    let key = |r: &ConsumerRecord| (r.partition, r.offset);
+    let done: Vec<_> = first[..at].iter().map(key).collect();
+    let mut want: Vec<_> = (0..2)
+        .flat_map(|p| (0..5).map(move |o| (p, o)))
+        .filter(|k| !done.contains(k))
+        .collect();
+    let mut got: Vec<_> = take(&mut consumer, 10 - at).await.iter().map(key).collect();
+    want.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(got, want);
+    consumer.close().await.expect("close");
+    assert!(consumer.is_closed() && consumer.try_next_record().is_none());
 }

@@ -21,6 +21,10 @@ from .errors import TidelogError
 
 __version__: str
 
+def error_codes() -> List[Tuple[str, bool]]:
+    """Every client error code with whether it is retriable (the Rust table)."""
+    ...
+
 BytesLike = Union[bytes, bytearray, memoryview, str]
 Headers = Union[Mapping[str, BytesLike], Sequence[Tuple[str, BytesLike]]]
 TimeLike = Union[datetime.datetime, int]

@@ -23,9 +23,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tidelog_proto::batch::Compression;
+use tidelog_proto::limits::DEDUPE_WINDOW_BATCHES;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::client::Client;
+use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::partitioner::partition_for_key;
 use accumulator::PartitionQueue;
@@ -149,7 +150,7 @@ impl ProducerRecord {
 }
 
 struct Shared {
-    client: Client,
+    conn: Connection,
     config: ProducerConfig,
     producer_id: i64,
     closed: AtomicBool,
@@ -165,9 +166,7 @@ impl Shared {
     /// Requests per partition in flight: `max_in_flight`, kept within what
     /// the broker remembers for recognising retries.
     fn window(&self) -> usize {
-        self.config
-            .max_in_flight
-            .clamp(1, tidelog_proto::DEDUPE_WINDOW_BATCHES)
+        self.config.max_in_flight.clamp(1, DEDUPE_WINDOW_BATCHES)
     }
 
     /// Returns a settled batch's buffer space; wakes `flush` when nothing
@@ -239,12 +238,12 @@ fn now_ms() -> i64 {
 }
 
 impl Producer {
-    pub(crate) fn new(client: Client, config: ProducerConfig) -> Self {
+    pub(crate) fn new(conn: Connection, config: ProducerConfig) -> Self {
         let permits = config.buffer_bytes.clamp(1, Semaphore::MAX_PERMITS);
         Producer {
             inner: Arc::new(ProducerInner {
                 shared: Arc::new(Shared {
-                    client,
+                    conn,
                     // A random 63-bit id: no allocation round trip needed.
                     producer_id: (rand::random::<u64>() >> 1) as i64,
                     config,
@@ -295,7 +294,7 @@ impl Producer {
         let partition = match record.partition {
             Some(p) => p,
             None => {
-                let n = shared.client.partition_count(&record.topic).await?;
+                let n = shared.conn.partition_count(&record.topic).await?;
                 match &record.key {
                     Some(k) => partition_for_key(k, n),
                     None => self.sticky_partition(&record.topic, n, size),
@@ -333,7 +332,7 @@ impl Producer {
         let partition = match record.partition {
             Some(p) => p,
             None => {
-                let Some(n) = shared.client.cached_count(&record.topic) else {
+                let Some(n) = shared.conn.cached_count(&record.topic) else {
                     return Err(record);
                 };
                 match &record.key {

@@ -20,17 +20,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tidelog_proto::batch::restamp_producer;
-use tidelog_proto::v1::{
-    producer_client::ProducerClient, Acks as WireAcks, ProduceRequest, ProduceStreamResponse,
-};
-use tidelog_proto::DEDUPE_WINDOW_BATCHES;
+use tidelog_proto::limits::DEDUPE_WINDOW_BATCHES;
+use tidelog_proto::v1::{Acks as WireAcks, ProduceRequest, ProduceStreamResponse};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::accumulator::{PartitionQueue, Ready, ReadyBatch};
 use super::delivery::{BatchOutcome, OutcomeGuard};
 use super::{Acks, Shared};
-use crate::client::MAX_MESSAGE_BYTES;
 use crate::error::{Error, Result};
 
 /// A batch on the wire.
@@ -63,13 +60,11 @@ struct Session {
 
 impl Session {
     async fn open(shared: &Shared) -> Result<Session> {
-        let mut client = ProducerClient::new(shared.client.channel())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut client = shared.conn.producer();
         // Room for the whole window: sending never waits on the channel.
         let (tx, rx) = mpsc::channel(shared.window() + 1);
         let answers = shared
-            .client
+            .conn
             .call(client.produce_stream(ReceiverStream::new(rx)))
             .await?;
         Ok(Session {
@@ -183,7 +178,7 @@ impl Sender {
             let stall_at = self
                 .in_flight
                 .front()
-                .map(|f| f.sent_at + self.shared.client.config().request_timeout);
+                .map(|f| f.sent_at + self.shared.conn.config().request_timeout);
             let event = match (&mut self.session, self.in_flight.is_empty()) {
                 (Some(session), false) => tokio::select! {
                     answer = session.answers.message() => Event::Answer(match answer {
@@ -208,7 +203,7 @@ impl Sender {
                 Event::Stalled => {
                     let e = Error::Timeout(format!(
                         "no produce answer within {:?}",
-                        self.shared.client.config().request_timeout
+                        self.shared.conn.config().request_timeout
                     ));
                     self.connection_failed(e).await;
                 }

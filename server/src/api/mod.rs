@@ -12,10 +12,6 @@ use std::sync::Arc;
 use crate::broker::{Broker, BrokerError};
 use crate::groups::{GroupCoordinator, GroupError};
 
-/// Largest gRPC message accepted or sent (a produce request may carry many
-/// batches).
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
-
 /// State shared by the services.
 #[derive(Debug, Clone)]
 pub struct Api {
