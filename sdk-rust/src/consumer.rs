@@ -501,9 +501,29 @@ impl Fetcher {
         while let Some(msg) = stream.next().await {
             let msg = msg.map_err(Error::from)?;
             let mut records = Vec::new();
+            // A batch that fails its CRC (as Kafka's `check.crcs`) or does
+            // not decode stops the partition there: the records before it
+            // are delivered, then the error names its range.
+            let mut unreadable = None;
             for item in split_batches(msg.records) {
                 let (header, batch) = item?;
-                for r in decode_records(&header, &batch)? {
+                let decoded = header
+                    .verify_crc(&batch)
+                    .and_then(|()| decode_records(&header, &batch));
+                let decoded = match decoded {
+                    Ok(d) => d,
+                    Err(source) => {
+                        unreadable = Some(Error::UnreadableBatch {
+                            topic: self.tp.topic.clone(),
+                            partition: self.tp.partition,
+                            first_offset: header.base_offset.max(*offset),
+                            next_offset: header.next_offset(),
+                            source,
+                        });
+                        break;
+                    }
+                };
+                for r in decoded {
                     if r.offset >= *offset {
                         records.push(ConsumerRecord {
                             topic: Arc::clone(&self.topic),
@@ -517,8 +537,10 @@ impl Fetcher {
                     }
                 }
             }
-            if msg.next_offset > *offset {
+            if unreadable.is_none() && msg.next_offset > *offset {
                 *offset = msg.next_offset;
+            } else if let Some(last) = records.last() {
+                *offset = last.offset + 1;
             }
             let sent = self
                 .tx
@@ -531,6 +553,9 @@ impl Fetcher {
                 .await;
             if sent.is_err() {
                 return Ok(());
+            }
+            if let Some(e) = unreadable {
+                return Err(e);
             }
         }
         Err(Error::Unavailable(

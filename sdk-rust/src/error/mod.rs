@@ -99,6 +99,25 @@ pub enum Error {
     /// A batch from the broker could not be decoded.
     #[error("cannot decode batch: {0}")]
     Decode(#[from] BatchError),
+    /// A batch of a partition failed its CRC or could not be decoded (a
+    /// batch stored before the broker validated records, or damaged on
+    /// the way). Every record before it was delivered; the consumer's
+    /// position is `first_offset`. Seek to `next_offset` to skip it (its
+    /// records are then lost to this consumer), as Kafka users seek past
+    /// a poison record.
+    #[error("{topic}/{partition}: the batch of offsets {first_offset}..{next_offset} is unreadable ({source}); records before {first_offset} were delivered; seek to offset {next_offset} to skip it")]
+    UnreadableBatch {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// First offset of the batch.
+        first_offset: i64,
+        /// Offset after the batch.
+        next_offset: i64,
+        /// What is wrong with it.
+        source: BatchError,
+    },
     /// The producer or consumer was closed.
     #[error("client closed")]
     Closed,
@@ -140,7 +159,7 @@ impl Error {
             Error::DataLoss(_) => C::DataLoss,
             Error::Timeout(_) => C::Timeout,
             Error::Connect { .. } => C::ConnectionError,
-            Error::Decode(_) => C::DecodeError,
+            Error::Decode(_) | Error::UnreadableBatch { .. } => C::DecodeError,
             Error::Closed => C::Closed,
             Error::Broker { .. } => C::BrokerError,
         }

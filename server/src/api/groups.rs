@@ -214,12 +214,8 @@ impl groups_server::Groups for Api {
             match req.spec.and_then(|s| s.spec) {
                 Some(Spec::Earliest(_)) => ResetTo::Earliest,
                 Some(Spec::Latest(_)) => ResetTo::Latest,
-                Some(Spec::Offset(o)) if o >= 0 => ResetTo::Offset(o),
-                Some(Spec::Offset(o)) => {
-                    return Err(self.fail_group(GroupError::InvalidRequest(format!(
-                        "offset {o} is negative"
-                    ))))
-                }
+                // Clamped to [log start, log end] like every target.
+                Some(Spec::Offset(o)) => ResetTo::Offset(o),
                 Some(Spec::TimestampMs(t)) => ResetTo::Timestamp(t),
                 Some(Spec::ShiftBy(d)) => ResetTo::ShiftBy(d),
                 None => return Err(self.fail_group(GroupError::InvalidRequest(

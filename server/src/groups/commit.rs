@@ -46,6 +46,11 @@ impl GroupCoordinator {
                         group: group_id.to_string(),
                         member: member_id.to_string(),
                     })?;
+                // The previous epoch is accepted too: a commit may be built
+                // just before a heartbeat answer bumps the epoch (the
+                // assignment changed), and the ownership check below keeps
+                // it to partitions the member still holds. Older epochs
+                // are fenced.
                 if member_epoch != member.epoch && member_epoch != member.previous_epoch {
                     return Err(GroupError::FencedEpoch {
                         member: member_id.to_string(),

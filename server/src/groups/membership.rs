@@ -174,7 +174,13 @@ impl GroupCoordinator {
                         member: hb.member_id,
                     });
                 };
-                if epoch != member.epoch && epoch != member.previous_epoch {
+                // KIP-848: the previous epoch is accepted only when the
+                // answer that carried the current one was lost, which the
+                // member shows by owning nothing beyond its current
+                // assignment; anything else is a stale member.
+                let lost_answer =
+                    epoch == member.previous_epoch && owned.is_subset(&member.assigned);
+                if epoch != member.epoch && !lost_answer {
                     return Err(GroupError::FencedEpoch {
                         member: hb.member_id,
                         got: epoch,
