@@ -422,3 +422,118 @@ async fn given_honest_max_timestamps_when_looked_up_by_time_should_find_the_reco
         .into_inner();
     assert_eq!((found.offset, found.timestamp_ms), (1, 8_000));
 }
+
+/// Data written by an older broker (before records were validated) may
+/// hold a batch whose CRC is right but whose records do not decode. A
+/// reader gets every record before it, then an error naming its range, and
+/// can seek past it; a time lookup that reaches it is DATA_LOSS, not a
+/// client error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_an_undecodable_stored_batch_when_read_should_name_it_and_allow_skipping_it() {
+    let mut broker = BrokerProcess::start();
+    let client = broker.client().await;
+    client
+        .admin()
+        .create_topic(NewTopic::new("v", 1))
+        .await
+        .expect("create");
+    let two = |ts: i64, a: &'static [u8], b: &'static [u8]| {
+        batch(
+            Head {
+                record_count: 2,
+                first_ts: ts,
+                max_ts: ts,
+                ..Head::default()
+            },
+            &section(&[Rec::ok(0, a), Rec::ok(1, b)]),
+        )
+    };
+    let batches = [
+        (1_000, b"a" as &[u8], b"b" as &[u8]),
+        (2_000, b"c", b"d"),
+        (3_000, b"e", b"f"),
+    ];
+    for (ts, a, b) in batches {
+        produce(&broker.addr, vec![two(ts, a, b)])
+            .await
+            .expect("produce");
+    }
+    drop(client);
+    assert!(broker.terminate(), "clean stop");
+
+    // As an old broker would have stored it: the second batch's first
+    // record claims a key length of -2, with the CRC made to match.
+    let seg = broker.data_dir.join("topics/v/0/00000000000000000000.log");
+    let mut bytes = std::fs::read(&seg).expect("segment");
+    let second = two(1_000, b"a", b"b").len();
+    let key_len_at = second + HEADER_LEN + 4; // record length, attributes, ts, offset delta
+    assert_eq!(bytes[key_len_at], 1, "the null key's zigzag -1");
+    bytes[key_len_at] = 3; // zigzag -2
+    let crc = crc32c_of(&bytes[second + 21..2 * second]);
+    bytes[second + 17..second + 21].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&seg, &bytes).expect("write segment");
+    broker.start_again();
+
+    let client = broker.client().await;
+    let mut consumer = client.consumer();
+    let tp = TopicPartition::new("v", 0);
+    consumer.assign([tp.clone()]);
+    consumer.seek(&tp, SeekTo::Beginning).await.expect("seek");
+    let mut got = Vec::new();
+    let failure = loop {
+        match consumer.next_record().await.expect("assigned") {
+            Ok(r) => got.push(r.offset),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(got, [0, 1], "the records before the bad batch arrive");
+    match &failure {
+        tidelog::Error::UnreadableBatch {
+            topic,
+            partition,
+            first_offset,
+            next_offset,
+            ..
+        } => assert_eq!(
+            (topic.as_str(), *partition, *first_offset, *next_offset),
+            ("v", 0, 2, 4)
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        failure.to_string().contains("seek to offset 4"),
+        "{failure}"
+    );
+    assert_eq!(consumer.position(&tp), Some(2), "nothing skipped silently");
+    // Skipping it, as the message says.
+    consumer.seek(&tp, SeekTo::Offset(4)).await.expect("seek");
+    let mut rest = Vec::new();
+    while rest.len() < 2 {
+        rest.push(
+            consumer
+                .next_record()
+                .await
+                .expect("assigned")
+                .expect("ok")
+                .offset,
+        );
+    }
+    assert_eq!(rest, [4, 5]);
+
+    // A time lookup that has to decode it: DATA_LOSS, not CORRUPT_BATCH.
+    let mut c = ConsumerClient::connect(format!("http://{}", broker.addr))
+        .await
+        .expect("connect");
+    let s = c
+        .list_offsets(ListOffsetsRequest {
+            topic: "v".into(),
+            partition: 0,
+            spec: Some(OffsetSpec {
+                spec: Some(offset_spec::Spec::TimestampMs(1_500)),
+            }),
+        })
+        .await
+        .expect_err("damaged");
+    assert_eq!(s.code(), Code::DataLoss, "{}", s.message());
+    assert!(s.message().contains("offset"), "{}", s.message());
+}
