@@ -110,15 +110,15 @@ impl OffsetStore {
     /// Applies commits and persists the group's file before returning.
     pub fn commit(&self, group: &str, entries: Vec<(Tp, Committed)>) -> Result<(), GroupError> {
         let _w = self.write_lock.lock();
-        let snapshot = {
-            let mut groups = self.groups.lock();
-            let offsets = groups.entry(group.to_string()).or_default();
-            for (tp, c) in entries {
-                offsets.insert(tp, c);
-            }
-            offsets.clone()
-        };
-        self.write_file(group, &snapshot)
+        // The file first, the map after: a commit that could not be made
+        // durable (a full disk) changes nothing anyone can see.
+        let mut next = self.groups.lock().get(group).cloned().unwrap_or_default();
+        for (tp, c) in entries {
+            next.insert(tp, c);
+        }
+        self.write_file(group, &next)?;
+        self.groups.lock().insert(group.to_string(), next);
+        Ok(())
     }
 
     fn write_file(&self, group: &str, offsets: &BTreeMap<Tp, Committed>) -> Result<(), GroupError> {
@@ -139,10 +139,17 @@ impl OffsetStore {
         let path = self.dir.join(file_name(group));
         let tmp = path.with_extension("tmp");
         let bytes = serde_json::to_vec(&file).map_err(|e| storage(&path, e))?;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| storage(&tmp, e))?;
-        f.write_all(&bytes).map_err(|e| storage(&tmp, e))?;
-        f.sync_all().map_err(|e| storage(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| storage(&path, e))?;
+        let written = (|| {
+            let mut f = std::fs::File::create(&tmp).map_err(|e| storage(&tmp, e))?;
+            f.write_all(&bytes).map_err(|e| storage(&tmp, e))?;
+            f.sync_all().map_err(|e| storage(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| storage(&path, e))
+        })();
+        if written.is_err() {
+            // Leave no partial file behind on a full disk.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written?;
         crate::log::partition_log::sync_dir(&self.dir).map_err(|e| storage(&self.dir, e))
     }
 
@@ -181,15 +188,16 @@ impl OffsetStore {
     /// Removes a group's offsets.
     pub fn delete(&self, group: &str) -> Result<(), GroupError> {
         let _w = self.write_lock.lock();
-        self.groups.lock().remove(group);
         let path = self.dir.join(file_name(group));
         match std::fs::remove_file(&path) {
             Ok(()) => {
-                crate::log::partition_log::sync_dir(&self.dir).map_err(|e| storage(&self.dir, e))
+                crate::log::partition_log::sync_dir(&self.dir).map_err(|e| storage(&self.dir, e))?
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(storage(&path, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(storage(&path, e)),
         }
+        self.groups.lock().remove(group);
+        Ok(())
     }
 }
 
@@ -225,5 +233,30 @@ mod tests {
         drop(store);
         let store = OffsetStore::open(dir.path()).expect("reopen");
         assert!(!store.contains("g/1 ü"));
+    }
+
+    #[test]
+    fn a_commit_that_cannot_be_written_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = OffsetStore::open(dir.path()).expect("open");
+        let c = |o| Committed {
+            offset: o,
+            metadata: String::new(),
+            commit_ms: 1,
+        };
+        store
+            .commit("g", vec![(("t".into(), 0), c(5))])
+            .expect("commit");
+        // A directory where the temp file goes: the write fails, as on a
+        // full disk.
+        let blocker = dir.path().join(file_name("g")).with_extension("tmp");
+        std::fs::create_dir(&blocker).expect("blocker");
+        assert!(store.commit("g", vec![(("t".into(), 0), c(9))]).is_err());
+        assert!(store.commit("h", vec![(("t".into(), 0), c(1))]).is_ok());
+        assert_eq!(store.get("g")[&("t".to_string(), 0)].offset, 5, "unchanged");
+        std::fs::remove_dir(&blocker).expect("unblock");
+        drop(store);
+        let store = OffsetStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.get("g")[&("t".to_string(), 0)].offset, 5);
     }
 }
