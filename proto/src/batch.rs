@@ -1710,4 +1710,46 @@ mod tests {
             }
         }
     }
+
+    /// Cost of produce validation per batch (run with `--release --ignored
+    /// --nocapture`): 256 KiB batches of 1 KiB records, as the SDK sends.
+    #[test]
+    #[ignore]
+    fn validation_cost() {
+        // Random lowercase letters, as `tidelog bench` sends.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut letter = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            b'a' + (seed % 26) as u8
+        };
+        let values: Vec<Vec<u8>> = (0..256)
+            .map(|_| (0..1024).map(|_| letter()).collect())
+            .collect();
+        for c in [Compression::None, Compression::Lz4, Compression::Zstd] {
+            let mut b = BatchBuilder::new(c, 1_000);
+            for value in &values {
+                b.push(1_000, None, Some(value), &[]);
+            }
+            let raw = b.finish(-1, -1, -1);
+            let h = validate_batch(&raw).expect("valid");
+            let n = 2_000;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                validate_records(&h, &raw, DEFAULT_MAX_DECOMPRESSED).expect("valid");
+            }
+            let per = t.elapsed() / n;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                validate_batch(&raw).expect("valid");
+            }
+            let crc = t.elapsed() / n;
+            eprintln!(
+                "{c:?}: {} bytes on the wire, records walk {per:?} per batch ({:.0} MB/s of record data), header+CRC {crc:?}",
+                raw.len(),
+                (256.0 * 1024.0) / per.as_secs_f64() / 1e6
+            );
+        }
+    }
 }
