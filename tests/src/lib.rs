@@ -48,6 +48,8 @@ pub struct BrokerProcess {
     env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
     log_path: PathBuf,
+    /// Set once the broker was ready on its ports.
+    started: bool,
 }
 
 impl BrokerProcess {
@@ -99,12 +101,27 @@ impl BrokerProcess {
                 .collect(),
             _tmp: tmp,
             log_path,
+            started: false,
         }
     }
 
     fn spawn(&mut self) {
-        self.spawn_child();
-        self.wait_ready();
+        // Ports come from `free_port`, which releases them before the
+        // broker binds: a test running in parallel can take one first. On
+        // the first start nobody knows the ports yet, so pick new ones and
+        // try again; a restart must keep its addresses.
+        for attempt in 0.. {
+            self.spawn_child();
+            match self.try_wait_ready() {
+                Ok(()) => break,
+                Err(e) if !self.started && attempt < 3 && e.contains("in use") => {
+                    self.addr = format!("127.0.0.1:{}", free_port());
+                    self.http = format!("127.0.0.1:{}", free_port());
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        self.started = true;
     }
 
     fn spawn_child(&mut self) {
@@ -481,4 +498,49 @@ impl TcpProxy {
             }
         }
     }
+}
+
+/// The stable reason (`ErrorReason` name) a broker status carries, empty
+/// when none: what a client written from the proto checks.
+pub fn error_reason(s: &tonic::Status) -> String {
+    s.metadata()
+        .get(tidelog_proto::ERROR_REASON_KEY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A fresh broker with one topic created, and a client connected to it.
+pub async fn broker_with_topic(topic: &str, partitions: u32) -> (BrokerProcess, tidelog::Client) {
+    let broker = BrokerProcess::start();
+    let client = broker.client().await;
+    client
+        .admin()
+        .create_topic(tidelog::NewTopic::new(topic, partitions))
+        .await
+        .expect("create topic");
+    (broker, client)
+}
+
+/// `ListOffsets` over raw gRPC: `(offset, timestamp_ms)`.
+pub async fn list_offsets_raw(
+    addr: &str,
+    topic: &str,
+    partition: u32,
+    spec: tidelog_proto::v1::offset_spec::Spec,
+) -> Result<(i64, i64), tonic::Status> {
+    let mut c =
+        tidelog_proto::v1::consumer_client::ConsumerClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect");
+    c.list_offsets(tidelog_proto::v1::ListOffsetsRequest {
+        topic: topic.into(),
+        partition,
+        spec: Some(tidelog_proto::v1::OffsetSpec { spec: Some(spec) }),
+    })
+    .await
+    .map(|r| {
+        let r = r.into_inner();
+        (r.offset, r.timestamp_ms)
+    })
 }

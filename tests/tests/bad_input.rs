@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use tidelog::{Error, NewTopic, OffsetSpec, ProducerRecord, SeekTo, TopicPartition};
+use tidelog_e2e::error_reason as reason;
 use tidelog_e2e::BrokerProcess;
 use tidelog_proto::batch::{BatchBuilder, Compression, CRC_START};
 use tidelog_proto::v1::{
@@ -16,14 +17,6 @@ fn batch(values: &[&str], pid: i64, seq: i32) -> Bytes {
         b.push(1_000, None, Some(v.as_bytes()), &[]);
     }
     b.finish(pid, 0, seq)
-}
-
-fn reason(s: &tonic::Status) -> String {
-    s.metadata()
-        .get("x-tidelog-error")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
 }
 
 async fn produce_raw(

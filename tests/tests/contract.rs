@@ -6,22 +6,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tidelog::NewTopic;
+use tidelog_e2e::error_reason as reason;
 use tidelog_e2e::BrokerProcess;
 use tidelog_proto::batch::{BatchBuilder, Compression};
 use tidelog_proto::v1::{
     consumer_client::ConsumerClient, offset_spec::Spec, producer_client::ProducerClient, Acks,
-    FetchRequest, ListOffsetsRequest, OffsetSpec, ProduceRequest, ProduceResponse,
-    SubscribeRequest,
+    FetchRequest, ProduceRequest, ProduceResponse, SubscribeRequest,
 };
 use tonic::Code;
-
-fn reason(s: &tonic::Status) -> String {
-    s.metadata()
-        .get("x-tidelog-error")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
 
 fn batch(n: usize, value: &[u8], pid: i64, seq: i32) -> Bytes {
     let mut b = BatchBuilder::new(Compression::None, 1_000);
@@ -57,18 +49,7 @@ async fn consumer(addr: &str) -> ConsumerClient<tonic::transport::Channel> {
 }
 
 async fn list(addr: &str, topic: &str, spec: Spec) -> Result<(i64, i64), tonic::Status> {
-    consumer(addr)
-        .await
-        .list_offsets(ListOffsetsRequest {
-            topic: topic.into(),
-            partition: 0,
-            spec: Some(OffsetSpec { spec: Some(spec) }),
-        })
-        .await
-        .map(|r| {
-            let r = r.into_inner();
-            (r.offset, r.timestamp_ms)
-        })
+    tidelog_e2e::list_offsets_raw(addr, topic, 0, spec).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,13 +209,7 @@ async fn a_subscription_ends_with_not_found_when_its_topic_is_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_max_bytes_still_fits_a_default_grpc_client() {
-    let broker = BrokerProcess::start();
-    let client = broker.client().await;
-    client
-        .admin()
-        .create_topic(NewTopic::new("big", 1))
-        .await
-        .expect("create");
+    let (broker, _client) = tidelog_e2e::broker_with_topic("big", 1).await;
     // 8 MiB in batches of ~512 KiB.
     let value = vec![b'x'; 8 * 1024];
     for _ in 0..4 {
@@ -262,13 +237,7 @@ async fn a_huge_max_bytes_still_fits_a_default_grpc_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_older_than_the_dedupe_window_is_a_duplicate_not_a_loss() {
-    let broker = BrokerProcess::start();
-    let client = broker.client().await;
-    client
-        .admin()
-        .create_topic(NewTopic::new("d", 1))
-        .await
-        .expect("create");
+    let (broker, _client) = tidelog_e2e::broker_with_topic("d", 1).await;
     let pid = 77;
     // 300 one-record batches: more than the 256 the broker remembers.
     for chunk in 0..3 {

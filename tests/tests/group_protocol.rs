@@ -4,6 +4,7 @@
 //! resets that clamp.
 
 use tidelog::NewTopic;
+use tidelog_e2e::error_reason as reason;
 use tidelog_e2e::BrokerProcess;
 use tidelog_proto::v1::{
     groups_client::GroupsClient, reset_spec, CommitOffsetsRequest, GroupHeartbeatRequest,
@@ -11,14 +12,6 @@ use tidelog_proto::v1::{
 };
 use tonic::transport::Channel;
 use tonic::Code;
-
-fn reason(s: &tonic::Status) -> String {
-    s.metadata()
-        .get("x-tidelog-error")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
 
 struct Member {
     c: GroupsClient<Channel>,

@@ -7,12 +7,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
-use tidelog::{NewTopic, SeekTo, TopicPartition};
-use tidelog_e2e::BrokerProcess;
-use tidelog_proto::v1::{
-    consumer_client::ConsumerClient, offset_spec, producer_client::ProducerClient, Acks,
-    ListOffsetsRequest, OffsetSpec, ProduceRequest,
-};
+use tidelog::{SeekTo, TopicPartition};
+use tidelog_e2e::error_reason as reason;
+use tidelog_proto::v1::{offset_spec, producer_client::ProducerClient, Acks, ProduceRequest};
 use tonic::Code;
 
 const HEADER_LEN: usize = 57;
@@ -159,14 +156,6 @@ fn lz4_block(claimed: u32, data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn reason(s: &tonic::Status) -> String {
-    s.metadata()
-        .get("x-tidelog-error")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
 async fn produce(addr: &str, batches: Vec<Bytes>) -> Result<i64, tonic::Status> {
     let mut c = ProducerClient::connect(format!("http://{addr}"))
         .await
@@ -182,32 +171,20 @@ async fn produce(addr: &str, batches: Vec<Bytes>) -> Result<i64, tonic::Status> 
     .map(|r| r.into_inner().results[0].base_offset)
 }
 
+async fn lookup(addr: &str, spec: offset_spec::Spec) -> Result<(i64, i64), tonic::Status> {
+    tidelog_e2e::list_offsets_raw(addr, "v", 0, spec).await
+}
+
 async fn log_end(addr: &str) -> i64 {
-    let mut c = ConsumerClient::connect(format!("http://{addr}"))
+    lookup(addr, offset_spec::Spec::Latest(true))
         .await
-        .expect("connect");
-    c.list_offsets(ListOffsetsRequest {
-        topic: "v".into(),
-        partition: 0,
-        spec: Some(OffsetSpec {
-            spec: Some(offset_spec::Spec::Latest(true)),
-        }),
-    })
-    .await
-    .expect("list offsets")
-    .into_inner()
-    .offset
+        .expect("list offsets")
+        .0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_batches_that_lie_when_produced_should_be_refused_and_append_nothing() {
-    let broker = BrokerProcess::start();
-    let client = broker.client().await;
-    client
-        .admin()
-        .create_topic(NewTopic::new("v", 1))
-        .await
-        .expect("create");
+    let (broker, client) = tidelog_e2e::broker_with_topic("v", 1).await;
 
     // A control: the forging helpers make batches the broker accepts.
     let good = batch(
@@ -382,13 +359,7 @@ async fn given_batches_that_lie_when_produced_should_be_refused_and_append_nothi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_honest_max_timestamps_when_looked_up_by_time_should_find_the_record() {
-    let broker = BrokerProcess::start();
-    let client = broker.client().await;
-    client
-        .admin()
-        .create_topic(NewTopic::new("v", 1))
-        .await
-        .expect("create");
+    let (broker, _client) = tidelog_e2e::broker_with_topic("v", 1).await;
     // Records stamped 1000 and 8000 in one batch; the header says 8000.
     let recs = section(&[
         Rec::ok(0, b"early"),
@@ -406,21 +377,10 @@ async fn given_honest_max_timestamps_when_looked_up_by_time_should_find_the_reco
         &recs,
     );
     produce(&broker.addr, vec![honest]).await.expect("ok");
-    let mut c = ConsumerClient::connect(format!("http://{}", broker.addr))
+    let found = lookup(&broker.addr, offset_spec::Spec::TimestampMs(5_000))
         .await
-        .expect("connect");
-    let found = c
-        .list_offsets(ListOffsetsRequest {
-            topic: "v".into(),
-            partition: 0,
-            spec: Some(OffsetSpec {
-                spec: Some(offset_spec::Spec::TimestampMs(5_000)),
-            }),
-        })
-        .await
-        .expect("lookup")
-        .into_inner();
-    assert_eq!((found.offset, found.timestamp_ms), (1, 8_000));
+        .expect("lookup");
+    assert_eq!(found, (1, 8_000));
 }
 
 /// Data written by an older broker (before records were validated) may
@@ -430,13 +390,7 @@ async fn given_honest_max_timestamps_when_looked_up_by_time_should_find_the_reco
 /// client error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_an_undecodable_stored_batch_when_read_should_name_it_and_allow_skipping_it() {
-    let mut broker = BrokerProcess::start();
-    let client = broker.client().await;
-    client
-        .admin()
-        .create_topic(NewTopic::new("v", 1))
-        .await
-        .expect("create");
+    let (mut broker, client) = tidelog_e2e::broker_with_topic("v", 1).await;
     let two = |ts: i64, a: &'static [u8], b: &'static [u8]| {
         batch(
             Head {
@@ -521,17 +475,7 @@ async fn given_an_undecodable_stored_batch_when_read_should_name_it_and_allow_sk
     assert_eq!(rest, [4, 5]);
 
     // A time lookup that has to decode it: DATA_LOSS, not CORRUPT_BATCH.
-    let mut c = ConsumerClient::connect(format!("http://{}", broker.addr))
-        .await
-        .expect("connect");
-    let s = c
-        .list_offsets(ListOffsetsRequest {
-            topic: "v".into(),
-            partition: 0,
-            spec: Some(OffsetSpec {
-                spec: Some(offset_spec::Spec::TimestampMs(1_500)),
-            }),
-        })
+    let s = lookup(&broker.addr, offset_spec::Spec::TimestampMs(1_500))
         .await
         .expect_err("damaged");
     assert_eq!(s.code(), Code::DataLoss, "{}", s.message());
