@@ -48,15 +48,21 @@ locals {
 
   cluster_toml = {
     for id in local.node_ids : id => templatefile("${path.module}/templates/tidelog.toml.tftpl", {
-      header   = "Cluster keys of node ${id} (clustering interface: node_id, cluster_listen, voters).\n# ${var.enable_cluster_config ? "Also written into tidelog.toml (enable_cluster_config = true)." : "Not read by today's tidelog, which refuses unknown keys; set enable_cluster_config = true once clustering ships."}"
-      settings = local.cluster_settings[id]
+      header          = "Cluster keys of node ${id} (clustering interface: node_id, cluster_listen, voters).\n# ${var.enable_cluster_config ? "Also written into tidelog.toml (enable_cluster_config = true)." : "Not read by today's tidelog, which refuses unknown keys; set enable_cluster_config = true once clustering ships."}"
+      settings        = local.cluster_settings[id]
+      cluster         = {}
+      include_cluster = false
     })
   }
 
   tidelog_toml = {
     for id in local.node_ids : id => templatefile("${path.module}/templates/tidelog.toml.tftpl", {
-      header   = "tidelog.toml of broker ${id} in cluster ${var.name}. Written by the tidelog-cluster Terraform module; edit the module inputs, not this file."
-      settings = var.enable_cluster_config ? merge(local.base_settings[id], local.cluster_settings[id]) : local.base_settings[id]
+      header = "tidelog.toml of broker ${id} in cluster ${var.name}. Written by the tidelog-cluster Terraform module; edit the module inputs, not this file."
+      # Two separate maps: a conditional between them would unify their
+      # types and turn every number into a string.
+      settings        = local.base_settings[id]
+      cluster         = local.cluster_settings[id]
+      include_cluster = var.enable_cluster_config
     })
   }
 
@@ -76,9 +82,9 @@ locals {
   setup_script = templatefile("${path.module}/templates/setup.sh.tftpl", {
     data_dir         = local.data_dir
     data_volume_type = var.data_volume_type
-    release_url      = coalesce(var.tidelog_release_url, "")
-    release_s3_uri   = coalesce(var.tidelog_release_s3_uri, "")
-    release_sha256   = coalesce(var.tidelog_release_sha256, "")
+    release_url      = var.tidelog_release_url == null ? "" : var.tidelog_release_url
+    release_s3_uri   = var.tidelog_release_s3_uri == null ? "" : var.tidelog_release_s3_uri
+    release_sha256   = var.tidelog_release_sha256 == null ? "" : var.tidelog_release_sha256
     region           = data.aws_region.current.name
   })
 

@@ -3,75 +3,75 @@
 # may also read the release tarball when that comes from S3, and use the
 # KMS key when the bucket is SSE-KMS. Nothing else.
 
-data "aws_iam_policy_document" "assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
-    }
-  }
-}
-
 locals {
-  release_s3_bucket = var.tidelog_release_s3_uri == null ? null : split("/", trimprefix(var.tidelog_release_s3_uri, "s3://"))[0]
-  release_s3_key    = var.tidelog_release_s3_uri == null ? null : join("/", slice(split("/", trimprefix(var.tidelog_release_s3_uri, "s3://")), 1, length(split("/", trimprefix(var.tidelog_release_s3_uri, "s3://")))))
-}
+  release_s3_parts  = var.tidelog_release_s3_uri == null ? [] : split("/", trimprefix(var.tidelog_release_s3_uri, "s3://"))
+  release_s3_bucket = try(local.release_s3_parts[0], null)
+  release_s3_key    = try(join("/", slice(local.release_s3_parts, 1, length(local.release_s3_parts))), null)
 
-data "aws_iam_policy_document" "broker" {
-  statement {
-    sid       = "ListOwnPrefix"
-    actions   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
-    resources = [local.bucket_arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = [var.object_prefix, "${var.object_prefix}/*"]
-    }
-  }
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "ec2.amazonaws.com" }
+    }]
+  })
 
-  statement {
-    sid = "ObjectsUnderOwnPrefix"
-    actions = [
-      "s3:GetObject",
-      "s3:PutObject",
-      "s3:DeleteObject",
-      "s3:AbortMultipartUpload",
-      "s3:ListMultipartUploadParts",
-    ]
-    resources = ["${local.bucket_arn}/${var.object_prefix}/*"]
-  }
+  # Plain jsonencode (not aws_iam_policy_document) so the exact policy is
+  # known at plan time and the tests can check it.
+  broker_policy_statements = concat(
+    [
+      {
+        Sid       = "ListOwnPrefix"
+        Effect    = "Allow"
+        Action    = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
+        Resource  = [local.bucket_arn]
+        Condition = { StringLike = { "s3:prefix" = [var.object_prefix, "${var.object_prefix}/*"] } }
+      },
+      {
+        Sid    = "ObjectsUnderOwnPrefix"
+        Effect = "Allow"
+        Action = [
+          "s3:GetObject",
+          "s3:PutObject",
+          "s3:DeleteObject",
+          "s3:AbortMultipartUpload",
+          "s3:ListMultipartUploadParts",
+        ]
+        Resource = ["${local.bucket_arn}/${var.object_prefix}/*"]
+      },
+    ],
+    var.tidelog_release_s3_uri == null ? [] : [{
+      Sid      = "ReadReleaseTarball"
+      Effect   = "Allow"
+      Action   = ["s3:GetObject"]
+      Resource = ["arn:${data.aws_partition.current.partition}:s3:::${local.release_s3_bucket}/${local.release_s3_key}"]
+    }],
+    var.kms_key_arn == null ? [] : [{
+      Sid      = "UseBucketKey"
+      Effect   = "Allow"
+      Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      Resource = [var.kms_key_arn]
+    }],
+  )
 
-  dynamic "statement" {
-    for_each = var.tidelog_release_s3_uri == null ? [] : [1]
-    content {
-      sid       = "ReadReleaseTarball"
-      actions   = ["s3:GetObject"]
-      resources = ["arn:${data.aws_partition.current.partition}:s3:::${local.release_s3_bucket}/${local.release_s3_key}"]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [1]
-    content {
-      sid       = "UseBucketKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [var.kms_key_arn]
-    }
-  }
+  broker_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = local.broker_policy_statements
+  })
 }
 
 resource "aws_iam_role" "broker" {
   name_prefix        = "${var.name}-broker-"
   description        = "Tidelog brokers of cluster ${var.name}"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
+  assume_role_policy = local.assume_role_policy
   tags               = local.tags
 }
 
 resource "aws_iam_role_policy" "broker" {
   name   = "tidelog-bucket"
   role   = aws_iam_role.broker.id
-  policy = data.aws_iam_policy_document.broker.json
+  policy = local.broker_policy
 }
 
 resource "aws_iam_role_policy_attachment" "additional" {

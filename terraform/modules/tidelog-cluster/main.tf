@@ -29,7 +29,9 @@ locals {
   broker_subnet = { for id in local.node_ids : id => var.subnet_ids[(tonumber(id) - 1) % length(var.subnet_ids)] }
 
   voter_count = coalesce(var.voter_count, var.broker_count >= 3 ? 3 : 1)
-  voter_ids   = [for i in range(1, local.voter_count + 1) : tostring(i)]
+  # min() keeps rendering valid while the precondition on aws_instance.broker
+  # reports voter_count > broker_count.
+  voter_ids = [for i in range(1, min(local.voter_count, var.broker_count) + 1) : tostring(i)]
 
   ami_id = coalesce(var.ami_id, try(nonsensitive(data.aws_ssm_parameter.ami[0].value), null), "ami-unset")
 

@@ -74,7 +74,7 @@ output "iam_instance_profile_name" {
 
 output "iam_policy_json" {
   description = "The inline policy of the broker role, for review."
-  value       = data.aws_iam_policy_document.broker.json
+  value       = local.broker_policy
 }
 
 output "broker_configs" {

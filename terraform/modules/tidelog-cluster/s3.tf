@@ -12,7 +12,8 @@ resource "aws_s3_bucket" "this" {
 }
 
 locals {
-  bucket_name = var.create_bucket ? aws_s3_bucket.this[0].id : var.bucket_name
+  # A given name is known at plan time; a generated one only after apply.
+  bucket_name = var.bucket_name != null ? var.bucket_name : aws_s3_bucket.this[0].id
   bucket_arn  = "arn:${data.aws_partition.current.partition}:s3:::${local.bucket_name}"
 }
 
@@ -92,31 +93,25 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   depends_on = [aws_s3_bucket_versioning.this]
 }
 
-data "aws_iam_policy_document" "bucket" {
-  count = var.create_bucket ? 1 : 0
-
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [local.bucket_arn, "${local.bucket_arn}/*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
+locals {
+  bucket_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "DenyInsecureTransport"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "s3:*"
+      Resource  = [local.bucket_arn, "${local.bucket_arn}/*"]
+      Condition = { Bool = { "aws:SecureTransport" = "false" } }
+    }]
+  })
 }
 
 resource "aws_s3_bucket_policy" "this" {
   count = var.create_bucket ? 1 : 0
 
   bucket = aws_s3_bucket.this[0].id
-  policy = data.aws_iam_policy_document.bucket[0].json
+  policy = local.bucket_policy
 
   depends_on = [aws_s3_bucket_public_access_block.this]
 }
