@@ -2,12 +2,6 @@
 # ids, IAM scope, network exposure and encryption with default inputs.
 
 mock_provider "aws" {
-  # Interface IPs are known only after apply; give them a value at plan
-  # so the rendered configs can be checked.
-  mock_resource "aws_network_interface" {
-    override_during = plan
-    defaults        = { private_ip = "10.0.1.10" }
-  }
   mock_data "aws_region" {
     defaults = { name = "us-east-1" }
   }
@@ -24,15 +18,15 @@ mock_provider "aws" {
 
 override_data {
   target = data.aws_subnet.broker["subnet-0aaa"]
-  values = { availability_zone = "us-east-1a" }
+  values = { availability_zone = "us-east-1a", cidr_block = "10.0.1.0/24" }
 }
 override_data {
   target = data.aws_subnet.broker["subnet-0bbb"]
-  values = { availability_zone = "us-east-1b" }
+  values = { availability_zone = "us-east-1b", cidr_block = "10.0.2.0/24" }
 }
 override_data {
   target = data.aws_subnet.broker["subnet-0ccc"]
-  values = { availability_zone = "us-east-1c" }
+  values = { availability_zone = "us-east-1c", cidr_block = "10.0.3.0/24" }
 }
 
 variables {
@@ -47,15 +41,23 @@ run "three_brokers_spread_over_three_zones" {
   command = plan
 
   assert {
-    condition     = length(aws_instance.broker) == 3 && length(aws_network_interface.broker) == 3
-    error_message = "Expected 3 brokers (instances and interfaces) by default."
+    condition     = length(aws_instance.broker) == 3
+    error_message = "Expected 3 brokers by default."
+  }
+  assert {
+    condition     = [for id in ["1", "2", "3"] : aws_instance.broker[id].private_ip] == ["10.0.1.10", "10.0.2.10", "10.0.3.10"]
+    error_message = "Broker N gets the fixed IP .10 of its subnet."
+  }
+  assert {
+    condition     = output.bootstrap_brokers == "10.0.1.10:7070,10.0.2.10:7070,10.0.3.10:7070"
+    error_message = "The bootstrap string lists every broker's client address."
   }
   assert {
     condition     = toset(keys(aws_instance.broker)) == toset(["1", "2", "3"])
     error_message = "Node ids must be 1..3."
   }
   assert {
-    condition     = length(distinct([for id, n in aws_network_interface.broker : n.subnet_id])) == 3
+    condition     = length(distinct([for id, n in aws_instance.broker : n.subnet_id])) == 3
     error_message = "Three brokers must land in three different subnets."
   }
   assert {
@@ -84,8 +86,8 @@ run "node_ids_written_into_each_broker_config" {
     error_message = "cluster.toml must listen for brokers on the cluster port."
   }
   assert {
-    condition     = length(regexall("[123]=[^,\"]+:7072", output.voters)) == 3
-    error_message = "Three brokers give three voters id=host:7072."
+    condition     = output.voters == "1=10.0.1.10:7072,2=10.0.2.10:7072,3=10.0.3.10:7072"
+    error_message = "Three brokers give three voters id=ip:7072."
   }
   # Today's tidelog refuses unknown keys: by default tidelog.toml must not
   # carry the cluster keys.

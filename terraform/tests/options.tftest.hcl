@@ -2,11 +2,8 @@
 # data volumes, DNS names, the cluster keys switched on, given CIDRs.
 
 mock_provider "aws" {
-  # Interface IPs are known only after apply; give them a value at plan
-  # so the rendered configs can be checked.
-  mock_resource "aws_network_interface" {
-    override_during = plan
-    defaults        = { private_ip = "10.0.1.10" }
+  mock_data "aws_subnet" {
+    defaults = { cidr_block = "10.0.1.0/24", availability_zone = "us-east-1a" }
   }
   mock_data "aws_region" {
     defaults = { name = "eu-west-1" }
@@ -39,8 +36,12 @@ run "five_brokers_wrap_around_the_subnets" {
   }
 
   assert {
-    condition     = [for id in ["1", "2", "3", "4", "5"] : aws_network_interface.broker[id].subnet_id] == ["subnet-0aaa", "subnet-0bbb", "subnet-0ccc", "subnet-0aaa", "subnet-0bbb"]
+    condition     = [for id in ["1", "2", "3", "4", "5"] : aws_instance.broker[id].subnet_id] == ["subnet-0aaa", "subnet-0bbb", "subnet-0ccc", "subnet-0aaa", "subnet-0bbb"]
     error_message = "Broker N goes to subnet (N-1) mod 3."
+  }
+  assert {
+    condition     = [for id in ["1", "2", "3", "4", "5"] : aws_instance.broker[id].private_ip] == ["10.0.1.10", "10.0.1.10", "10.0.1.10", "10.0.1.11", "10.0.1.11"]
+    error_message = "The second broker of a subnet gets the next host (all mock subnets share one CIDR here)."
   }
   assert {
     condition     = length(split(",", output.voters)) == 5

@@ -1,6 +1,10 @@
 # Inputs the module must refuse, each with a clear message.
 
-mock_provider "aws" {}
+mock_provider "aws" {
+  mock_data "aws_subnet" {
+    defaults = { cidr_block = "10.0.1.0/24", availability_zone = "us-east-1a" }
+  }
+}
 
 variables {
   name                = "orders"
@@ -82,4 +86,12 @@ run "reject_prefix_with_slashes" {
     object_prefix = "/tidelog/"
   }
   expect_failures = [var.object_prefix]
+}
+
+run "reject_reserved_ip_offset" {
+  command = plan
+  variables {
+    private_ip_offset = 2
+  }
+  expect_failures = [var.private_ip_offset]
 }

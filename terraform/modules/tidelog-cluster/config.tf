@@ -8,7 +8,7 @@ locals {
   broker_host = {
     for id in local.node_ids : id => (
       var.route53_zone_id == null
-      ? aws_network_interface.broker[id].private_ip
+      ? local.broker_ip[id]
       : "${var.name}-${id}.${trimsuffix(data.aws_route53_zone.this[0].name, ".")}"
     )
   }

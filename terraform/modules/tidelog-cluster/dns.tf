@@ -13,5 +13,5 @@ resource "aws_route53_record" "broker" {
   name    = local.broker_host[each.key]
   type    = "A"
   ttl     = var.dns_ttl
-  records = [aws_network_interface.broker[each.key].private_ip]
+  records = [local.broker_ip[each.key]]
 }

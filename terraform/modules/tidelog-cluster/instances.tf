@@ -1,19 +1,7 @@
-# One network interface and one instance per broker. The interface owns
-# the node's private IP and subnet; a replaced instance attaches the same
-# interface and so takes back its node id and address.
-
-resource "aws_network_interface" "broker" {
-  for_each = local.broker_subnet
-
-  subnet_id       = each.value
-  security_groups = [aws_security_group.broker.id]
-  description     = "Tidelog ${var.name} node ${each.key}"
-
-  tags = merge(local.tags, {
-    Name             = "${var.name}-broker-${each.key}"
-    "tidelog:nodeId" = each.key
-  })
-}
+# One instance per broker. Broker N always gets the same subnet and the
+# same private IP (host private_ip_offset + k of its subnet, k = its rank
+# in that subnet), so a replaced instance takes back its node id and its
+# address, and every address is known at plan time.
 
 resource "aws_instance" "broker" {
   for_each = local.broker_subnet
@@ -25,10 +13,9 @@ resource "aws_instance" "broker" {
   user_data               = local.user_data[each.key]
   disable_api_termination = var.termination_protection
 
-  network_interface {
-    network_interface_id = aws_network_interface.broker[each.key].id
-    device_index         = 0
-  }
+  subnet_id              = each.value
+  private_ip             = local.broker_ip[each.key]
+  vpc_security_group_ids = [aws_security_group.broker.id]
 
   metadata_options {
     http_endpoint               = "enabled"

@@ -28,6 +28,15 @@ locals {
   # different subnets, hence different zones when the subnets are.
   broker_subnet = { for id in local.node_ids : id => var.subnet_ids[(tonumber(id) - 1) % length(var.subnet_ids)] }
 
+  # Fixed private IPs: broker N is the k-th broker of its subnet
+  # (k = floor((N-1)/S)) and gets host private_ip_offset + k.
+  broker_ip = {
+    for id in local.node_ids : id => cidrhost(
+      data.aws_subnet.broker[local.broker_subnet[id]].cidr_block,
+      var.private_ip_offset + floor((tonumber(id) - 1) / length(var.subnet_ids))
+    )
+  }
+
   voter_count = coalesce(var.voter_count, var.broker_count >= 3 ? 3 : 1)
   # min() keeps rendering valid while the precondition on aws_instance.broker
   # reports voter_count > broker_count.

@@ -10,10 +10,9 @@ output "brokers" {
       node_id           = tonumber(id)
       voter             = contains(local.voter_ids, id)
       instance_id       = aws_instance.broker[id].id
-      network_interface = aws_network_interface.broker[id].id
       subnet_id         = local.broker_subnet[id]
       availability_zone = data.aws_subnet.broker[local.broker_subnet[id]].availability_zone
-      private_ip        = aws_network_interface.broker[id].private_ip
+      private_ip        = local.broker_ip[id]
       dns_name          = var.route53_zone_id == null ? null : local.broker_host[id]
       client_address    = "${local.broker_host[id]}:${var.client_port}"
       metrics_address   = "${local.broker_host[id]}:${var.metrics_port}"

@@ -42,7 +42,7 @@ variable "subnet_ids" {
 ################################################################################
 
 variable "broker_count" {
-  description = "Number of brokers. Each gets a stable node id 1..broker_count that survives instance replacement (the id belongs to a network interface, not to the instance)."
+  description = "Number of brokers. Each gets a stable node id 1..broker_count that survives instance replacement, together with its subnet and private IP."
   type        = number
   default     = 3
 
@@ -60,6 +60,17 @@ variable "voter_count" {
   validation {
     condition     = var.voter_count == null || try(var.voter_count >= 1 && var.voter_count % 2 == 1 && floor(var.voter_count) == var.voter_count, false)
     error_message = "voter_count must be an odd whole number (1, 3, 5, ...): an even number of voters tolerates no more failures than one fewer voter and makes every commit wait for an extra vote."
+  }
+}
+
+variable "private_ip_offset" {
+  description = "Broker N gets a fixed private IP: host number private_ip_offset + k of its subnet, where k counts the brokers before it in that subnet (so with 3 subnets brokers 1-3 get .10, 4-6 get .11 with the default). Pick a range nothing else in the subnets uses; an aws_ec2_subnet_cidr_reservation of type explicit keeps AWS from handing it out."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.private_ip_offset >= 4 && floor(var.private_ip_offset) == var.private_ip_offset
+    error_message = "private_ip_offset must be a whole number of at least 4 (AWS reserves the first four addresses of every subnet)."
   }
 }
 
