@@ -32,10 +32,17 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/cargo.log" || status=1
 sdk-python/run-tests.sh 2>&1 | tee "$logs/python.log" || status=1
 sdk-node/run-tests.sh 2>&1 | tee "$logs/node.log" || status=1
 
+# The Terraform module (terraform/README.md, "Tests"): fmt and validate,
+# plan tests with a mocked AWS provider, apply and destroy of the example
+# against moto_server, and the configuration it writes run by the real
+# tidelog binary.
+terraform/test.sh 2>&1 | tee "$logs/terraform.log" || status=1
+
 # Totals: cargo's "test result:" lines, pytest's "N passed, M failed" line,
-# node's TAP "# pass N" / "# fail N".
+# node's TAP "# pass N" / "# fail N", terraform/test.sh's "PASS:" / "FAIL:"
+# lines.
 count() { # $1 = passed|failed
-    local cargo py node
+    local cargo py node tf
     cargo=$(grep -hE '^test result:' "$logs/cargo.log" | awk -v w="$1" '{ for (i = 1; i < NF; i++) if ($(i+1) ~ "^" w) s += $i } END { print s + 0 }')
     py=$(grep -hE '(passed|failed).* in [0-9.]+s' "$logs/python.log" | tail -n 1 | awk -v w="$1" '{ for (i = 1; i < NF; i++) if ($(i+1) ~ "^" w) s += $i } END { print s + 0 }')
     if [ "$1" = passed ]; then
@@ -43,7 +50,12 @@ count() { # $1 = passed|failed
     else
         node=$(grep -hE '^# fail [0-9]+' "$logs/node.log" | awk '{ s += $3 } END { print s + 0 }')
     fi
-    echo $((cargo + py + node))
+    if [ "$1" = passed ]; then
+        tf=$(grep -c '^PASS: ' "$logs/terraform.log" || true)
+    else
+        tf=$(grep -c '^FAIL: ' "$logs/terraform.log" || true)
+    fi
+    echo $((cargo + py + node + tf))
 }
 passed=$(count passed)
 failed=$(count failed)
