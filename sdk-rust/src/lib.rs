@@ -45,6 +45,6 @@ pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo
 pub use error::{Error, Result};
 pub use group::{GroupConsumer, GroupConsumerConfig, RebalanceEvent};
 pub use producer::{
-    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, Retrying,
 };
 pub use tidelog_proto::batch::Compression;

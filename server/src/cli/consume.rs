@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
-use futures::StreamExt;
 use tidelog::{ConsumerRecord, GroupConsumerConfig, OffsetReset, SeekTo, TopicPartition};
 
 use super::{parse_time, BrokerArgs, CliError};
@@ -124,79 +123,102 @@ pub async fn run(args: ConsumeArgs, broker: &BrokerArgs) -> Result<(), CliError>
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed: u64 = 0;
-    let mut stream = std::pin::pin!(consumer.stream());
-    loop {
-        let next = tokio::select! {
-            r = stream.next() => r,
-            _ = tokio::signal::ctrl_c() => None,
-        };
-        let Some(record) = next else { break };
-        let record = record?;
-        print(&mut out, &record, args.format)?;
-        printed += 1;
-        if Some(printed) == args.count {
-            break;
-        }
-        // Flush when caught up so a follower sees records promptly.
-        if printed.is_multiple_of(1024) {
+    let mut stop = std::pin::pin!(terminated());
+    let result: Result<(), CliError> = async {
+        loop {
+            let next = tokio::select! {
+                r = consumer.next_record() => r,
+                _ = &mut stop => None,
+            };
+            let Some(record) = next else { break };
+            let mut record = record?;
+            // Print what is already fetched, then flush before waiting
+            // again: a reader sees each record as soon as it arrived.
+            loop {
+                print(&mut out, &record, args.format)?;
+                printed += 1;
+                if Some(printed) == args.count {
+                    return Ok(());
+                }
+                match consumer.try_next_record() {
+                    Some(r) => record = r,
+                    None => break,
+                }
+            }
             out.flush()?;
         }
-        if args.count.is_none() {
-            out.flush()?;
-        }
+        Ok(())
     }
+    .await;
+    // Flush what was printed, on success, error or signal alike.
     out.flush()?;
-    Ok(())
+    result
 }
 
-/// `--group`: a group member that commits what it printed.
+/// Completes on SIGTERM or Ctrl-C (SIGINT), so both stop cleanly.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    // No SIGTERM handler (or not unix): Ctrl-C only.
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `--group`: a group member that commits what it printed: every
+/// auto-commit interval while it runs (the SDK's default, 5 s), when
+/// partitions move, and on exit, including SIGTERM and Ctrl-C.
 async fn run_group(args: ConsumeArgs, group: String, broker: &BrokerArgs) -> Result<(), CliError> {
     let client = broker.connect().await?;
     let mut config = GroupConsumerConfig::new(group);
     config.auto_offset_reset = OffsetReset::Earliest;
-    // Commits happen explicitly below, after records were printed.
-    config.auto_commit = false;
+    // The SDK commits the position after the last record it returned;
+    // every returned record is printed and flushed before the next call,
+    // so what it commits has been printed.
+    config.auto_commit = true;
     config.client_id = "tidelog-cli".into();
     let mut consumer = client.group_consumer(config);
     consumer.subscribe(&[args.topic.as_str()]).await?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed: u64 = 0;
-    let mut last_commit = std::time::Instant::now();
+    let mut stop = std::pin::pin!(terminated());
     let result: Result<(), CliError> = async {
         if args.count == Some(0) {
             return Ok(());
         }
-        loop {
-            let next = tokio::select! {
-                r = consumer.next_record() => r,
-                _ = tokio::signal::ctrl_c() => None,
-            };
-            let Some(record) = next else { break };
-            let record = record?;
-            print(&mut out, &record, args.format)?;
-            printed += 1;
-            if Some(printed) == args.count {
-                break;
-            }
-            if args.count.is_none() {
-                out.flush()?;
-                // While following, commit what was printed every few seconds.
-                if last_commit.elapsed() >= std::time::Duration::from_secs(5) {
-                    consumer.commit().await?;
-                    last_commit = std::time::Instant::now();
+        // `next_record_until` abandons only an idle wait, never a
+        // rebalance or commit half done.
+        while let Some(record) = consumer.next_record_until(stop.as_mut()).await {
+            let mut record = record?;
+            loop {
+                print(&mut out, &record, args.format)?;
+                printed += 1;
+                if Some(printed) == args.count {
+                    return Ok(());
+                }
+                match consumer.try_next_record() {
+                    Some(r) => record = r,
+                    None => break,
                 }
             }
+            out.flush()?;
         }
         Ok(())
     }
     .await;
-    out.flush()?;
-    // Printed records are flushed: now commit them, then leave the group.
-    let committed = consumer.commit().await;
+    let flushed = out.flush();
+    // Commits what was returned (all of it printed), then leaves the group.
     let closed = consumer.close().await;
     result?;
-    committed?;
+    flushed?;
     closed?;
     Ok(())
 }
