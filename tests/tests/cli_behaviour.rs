@@ -96,6 +96,15 @@ impl Running {
         assert!(status.success());
     }
 
+    /// Waits for `n` stdout lines, sends SIGTERM and expects a clean exit.
+    fn sigterm_after_lines(mut self, n: usize) -> Self {
+        self.wait_stdout_lines(n, 30);
+        self.sigterm();
+        let (status, _, done) = self.wait(30);
+        assert!(status.success(), "{status}: {:?}", done.stderr());
+        done
+    }
+
     /// Waits for exit (at most `secs`) and for the output readers.
     fn wait(mut self, secs: u64) -> (std::process::ExitStatus, Instant, Self) {
         let deadline = Instant::now() + Duration::from_secs(secs);
@@ -172,10 +181,7 @@ async fn consume_group_commits_while_following_and_on_sigterm() {
 
     // SIGTERM right after new records were printed commits them too.
     produce_lines(&broker, "follow", 100, 150);
-    consume.wait_stdout_lines(150, 30);
-    consume.sigterm();
-    let (status, _, consume) = consume.wait(30);
-    assert!(status.success(), "{status}: {:?}", consume.stderr());
+    let consume = consume.sigterm_after_lines(150);
     assert_eq!(committed(&broker, "g", "follow").await, Some(150));
     assert_eq!(consume.stdout().len(), 150);
 }
@@ -194,22 +200,16 @@ fn consume_count_prints_as_records_arrive_and_flushes_on_sigterm() {
     consume.wait_stdout_lines(3, 20);
     assert!(consume.running(), "waits for the rest");
     produce_lines(&broker, "few", 3, 5);
-    consume.wait_stdout_lines(5, 20);
-    consume.sigterm();
-    let (status, _, consume) = consume.wait(20);
-    assert!(status.success(), "{status}: {:?}", consume.stderr());
+    let consume = consume.sigterm_after_lines(5);
     assert_eq!(consume.stdout(), vec!["v0", "v1", "v2", "v3", "v4"]);
 
     // The same for a group member with a count.
-    let mut group = Running::start(
+    let group = Running::start(
         &broker,
         &["consume", "few", "--group", "n", "-n", "9"],
         None,
-    );
-    group.wait_stdout_lines(5, 20);
-    group.sigterm();
-    let (status, _, group) = group.wait(20);
-    assert!(status.success(), "{status}: {:?}", group.stderr());
+    )
+    .sigterm_after_lines(5);
     assert_eq!(group.stdout().len(), 5);
 }
 

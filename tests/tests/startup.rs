@@ -75,6 +75,14 @@ fn ends_with_one_error(stderr: &str, needle: &str) {
     assert!(last.contains(needle), "{last} should mention {needle}");
 }
 
+/// A client command failed with one stderr line mentioning `needle`.
+fn fails_with_one_line(out: &std::process::Output, needle: &str) {
+    assert!(!out.status.success(), "should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(needle), "{stderr} should mention {needle}");
+}
+
 #[test]
 fn a_missing_file_bucket_is_refused_not_created() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -95,10 +103,7 @@ fn a_missing_file_bucket_is_refused_not_created() {
         ],
         &[],
     );
-    assert!(!out.status.success(), "restore from a missing bucket");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("does not exist"), "{stderr}");
+    fails_with_one_line(&out, "does not exist");
     assert!(!bucket.exists(), "bucket directory created by restore");
 }
 
@@ -157,10 +162,7 @@ fn contradictory_and_absurd_configs_are_refused_with_one_line() {
         "--config",
         "retention.ms=2000",
     ]);
-    assert!(!twice.status.success());
-    let stderr = String::from_utf8_lossy(&twice.stderr);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("more than once"), "{stderr}");
+    fails_with_one_line(&twice, "more than once");
 
     let local = broker.cli(&[
         "topic",
@@ -171,10 +173,7 @@ fn contradictory_and_absurd_configs_are_refused_with_one_line() {
         "--config",
         "local.retention.bytes=5000",
     ]);
-    assert!(!local.status.success());
-    let stderr = String::from_utf8_lossy(&local.stderr);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("local.retention.bytes"), "{stderr}");
+    fails_with_one_line(&local, "local.retention.bytes");
 
     let created = broker.cli(&["topic", "create", "t", "--config", "retention.bytes=1000"]);
     assert!(created.status.success(), "{created:?}");

@@ -82,6 +82,49 @@ fn print(out: &mut impl Write, r: &ConsumerRecord, format: Format) -> std::io::R
     }
 }
 
+/// Prints records to stdout and counts them against `--count`.
+struct Printer {
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    format: Format,
+    printed: u64,
+    count: Option<u64>,
+}
+
+impl Printer {
+    fn new(args: &ConsumeArgs) -> Self {
+        Printer {
+            out: std::io::BufWriter::new(std::io::stdout().lock()),
+            format: args.format,
+            printed: 0,
+            count: args.count,
+        }
+    }
+
+    /// Prints `first` and what is already fetched (`more`), then flushes
+    /// before the caller waits again: a reader sees each record as soon as
+    /// it arrived. Returns whether `--count` records are printed.
+    fn batch(
+        &mut self,
+        first: ConsumerRecord,
+        mut more: impl FnMut() -> Option<ConsumerRecord>,
+    ) -> std::io::Result<bool> {
+        let mut record = first;
+        loop {
+            print(&mut self.out, &record, self.format)?;
+            self.printed += 1;
+            if Some(self.printed) == self.count {
+                return Ok(true);
+            }
+            match more() {
+                Some(r) => record = r,
+                None => break,
+            }
+        }
+        self.out.flush()?;
+        Ok(false)
+    }
+}
+
 pub async fn run(args: ConsumeArgs, broker: &BrokerArgs) -> Result<(), CliError> {
     if let Some(group) = args.group.clone() {
         return run_group(args, group, broker).await;
@@ -120,9 +163,7 @@ pub async fn run(args: ConsumeArgs, broker: &BrokerArgs) -> Result<(), CliError>
     if args.count == Some(0) {
         return Ok(());
     }
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut printed: u64 = 0;
+    let mut printer = Printer::new(&args);
     let mut stop = std::pin::pin!(terminated());
     let result: Result<(), CliError> = async {
         loop {
@@ -131,27 +172,15 @@ pub async fn run(args: ConsumeArgs, broker: &BrokerArgs) -> Result<(), CliError>
                 _ = &mut stop => None,
             };
             let Some(record) = next else { break };
-            let mut record = record?;
-            // Print what is already fetched, then flush before waiting
-            // again: a reader sees each record as soon as it arrived.
-            loop {
-                print(&mut out, &record, args.format)?;
-                printed += 1;
-                if Some(printed) == args.count {
-                    return Ok(());
-                }
-                match consumer.try_next_record() {
-                    Some(r) => record = r,
-                    None => break,
-                }
+            if printer.batch(record?, || consumer.try_next_record())? {
+                return Ok(());
             }
-            out.flush()?;
         }
         Ok(())
     }
     .await;
     // Flush what was printed, on success, error or signal alike.
-    out.flush()?;
+    printer.out.flush()?;
     result
 }
 
@@ -186,9 +215,7 @@ async fn run_group(args: ConsumeArgs, group: String, broker: &BrokerArgs) -> Res
     config.client_id = "tidelog-cli".into();
     let mut consumer = client.group_consumer(config);
     consumer.subscribe(&[args.topic.as_str()]).await?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut printed: u64 = 0;
+    let mut printer = Printer::new(&args);
     let mut stop = std::pin::pin!(terminated());
     let result: Result<(), CliError> = async {
         if args.count == Some(0) {
@@ -197,24 +224,14 @@ async fn run_group(args: ConsumeArgs, group: String, broker: &BrokerArgs) -> Res
         // `next_record_until` abandons only an idle wait, never a
         // rebalance or commit half done.
         while let Some(record) = consumer.next_record_until(stop.as_mut()).await {
-            let mut record = record?;
-            loop {
-                print(&mut out, &record, args.format)?;
-                printed += 1;
-                if Some(printed) == args.count {
-                    return Ok(());
-                }
-                match consumer.try_next_record() {
-                    Some(r) => record = r,
-                    None => break,
-                }
+            if printer.batch(record?, || consumer.try_next_record())? {
+                return Ok(());
             }
-            out.flush()?;
         }
         Ok(())
     }
     .await;
-    let flushed = out.flush();
+    let flushed = printer.out.flush();
     // Commits what was returned (all of it printed), then leaves the group.
     let closed = consumer.close().await;
     result?;
