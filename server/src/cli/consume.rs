@@ -35,7 +35,7 @@ pub struct ConsumeArgs {
     partition: Option<u32>,
     /// Consume as a member of this consumer group: start at the group's
     /// committed offsets (earliest when none) and commit what was printed
-    /// before exiting.
+    /// every 5 s while following and on exit (Ctrl-C and SIGTERM included).
     #[arg(long, conflicts_with_all = ["from_beginning", "offset", "from_time"])]
     group: Option<String>,
     /// Stop after COUNT records (default: follow until interrupted).
