@@ -53,7 +53,7 @@ pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo
 pub use error::{Error, ErrorCode, Result};
 pub use group::{GroupConsumer, GroupConsumerConfig, RebalanceEvent};
 pub use producer::{
-    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, Retrying,
 };
 pub use tidelog_proto::batch::Compression;
 pub use unified::{ConsumerMode, UnifiedConsumer};

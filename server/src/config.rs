@@ -26,6 +26,14 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Largest `group_heartbeat_interval_ms`: 10 minutes.
+pub const MAX_HEARTBEAT_MS: u64 = 10 * 60 * 1000;
+/// Largest background interval (`retention_check_interval_ms`,
+/// `tiering_upload_interval_ms`, `tiering_max_backoff_ms`): 1 day.
+pub const MAX_INTERVAL_MS: u64 = 24 * 60 * 60 * 1000;
+/// Largest `tiering_orphan_min_age_ms`: 30 days.
+pub const MAX_AGE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+
 /// Every broker setting. Each key can also be set with the environment
 /// variable `TIDELOG_<KEY IN UPPER CASE>`, e.g. `TIDELOG_LOG_SEGMENT_BYTES`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,11 +59,11 @@ pub struct ServeConfig {
     pub log_retention_bytes: i64,
     /// Default `max.message.bytes`.
     pub max_message_bytes: u32,
-    /// Bytes between offset-index entries.
+    /// Bytes between offset-index entries (> 0).
     pub log_index_interval_bytes: u64,
-    /// How often retention runs (ms).
+    /// How often retention runs (ms, 1 to 86400000).
     pub retention_check_interval_ms: u64,
-    /// Heartbeat interval suggested to group members (ms).
+    /// Heartbeat interval suggested to group members (ms, 1 to 600000).
     pub group_heartbeat_interval_ms: u64,
     /// Log output: `text` or `json`.
     pub log_format: String,
@@ -74,16 +82,17 @@ pub struct ServeConfig {
     pub remote_chunk_bytes: u64,
     /// Remote reads running at once.
     pub remote_read_concurrency: u32,
-    /// How often the uploader looks for sealed segments (ms).
+    /// How often the uploader looks for sealed segments (ms, 1 to 86400000).
     pub tiering_upload_interval_ms: u64,
-    /// Longest back-off between failing upload rounds (ms).
+    /// Longest back-off between failing upload rounds (ms, 1 to 86400000).
     pub tiering_max_backoff_ms: u64,
     /// Segment objects the manifest does not list are deleted once older
-    /// than this (ms), at the retention interval.
+    /// than this (ms, 0 to 2592000000), at the retention interval.
     pub tiering_orphan_min_age_ms: u64,
     /// Default `local.retention.ms` (-2: same as retention.ms).
     pub log_local_retention_ms: i64,
-    /// Default `local.retention.bytes` (-2: same as retention.bytes).
+    /// Default `local.retention.bytes` (-2: same as retention.bytes); at
+    /// most `log_retention_bytes` when that is not -1.
     pub log_local_retention_bytes: i64,
     /// Producers get a retriable STORAGE_UNAVAILABLE while the log data on
     /// local disk exceeds this many bytes (uploads behind); 0: off.
@@ -196,24 +205,59 @@ impl ServeConfig {
         let overrides = crate::broker::topic_config::effective(&defaults);
         crate::broker::topic_config::resolve(&LogConfig::default(), &overrides)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        if self.group_heartbeat_interval_ms == 0 {
+        if self.log_index_interval_bytes == 0 {
             return Err(ConfigError::Invalid(
-                "group_heartbeat_interval_ms must be > 0".into(),
+                "log_index_interval_bytes must be > 0".into(),
             ));
+        }
+        // Intervals outside these bounds are typos (a heartbeat of three
+        // years never fires); each bound is documented on its field.
+        for (key, value, min, max) in [
+            (
+                "group_heartbeat_interval_ms",
+                self.group_heartbeat_interval_ms,
+                1,
+                MAX_HEARTBEAT_MS,
+            ),
+            (
+                "retention_check_interval_ms",
+                self.retention_check_interval_ms,
+                1,
+                MAX_INTERVAL_MS,
+            ),
+            (
+                "tiering_upload_interval_ms",
+                self.tiering_upload_interval_ms,
+                1,
+                MAX_INTERVAL_MS,
+            ),
+            (
+                "tiering_max_backoff_ms",
+                self.tiering_max_backoff_ms,
+                1,
+                MAX_INTERVAL_MS,
+            ),
+            (
+                "tiering_orphan_min_age_ms",
+                self.tiering_orphan_min_age_ms,
+                0,
+                MAX_AGE_MS,
+            ),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}={value}: must be between {min} and {max}"
+                )));
+            }
         }
         if !(4096..=64 * 1024 * 1024).contains(&self.remote_chunk_bytes) {
             return Err(ConfigError::Invalid(
                 "remote_chunk_bytes must be between 4096 and 67108864".into(),
             ));
         }
-        if self.tiering_upload_interval_ms == 0 || self.remote_read_concurrency == 0 {
+        if self.remote_read_concurrency == 0 {
             return Err(ConfigError::Invalid(
-                "tiering_upload_interval_ms and remote_read_concurrency must be > 0".into(),
-            ));
-        }
-        if self.retention_check_interval_ms == 0 {
-            return Err(ConfigError::Invalid(
-                "retention_check_interval_ms must be > 0".into(),
+                "remote_read_concurrency must be > 0".into(),
             ));
         }
         Ok(())
@@ -309,6 +353,43 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:9000");
         assert_eq!(c.log_segment_bytes, 8192);
         assert_eq!(c.http_listen, "127.0.0.1:7071");
+    }
+
+    #[test]
+    fn contradictory_or_absurd_values_are_refused() {
+        for (key, value, expect) in [
+            (
+                "TIDELOG_LOG_INDEX_INTERVAL_BYTES",
+                "0",
+                "log_index_interval_bytes",
+            ),
+            (
+                "TIDELOG_GROUP_HEARTBEAT_INTERVAL_MS",
+                "99999999999",
+                "group_heartbeat_interval_ms",
+            ),
+            (
+                "TIDELOG_TIERING_MAX_BACKOFF_MS",
+                "0",
+                "tiering_max_backoff_ms",
+            ),
+        ] {
+            let env = vec![(key.to_string(), value.to_string())];
+            let e = ServeConfig::load(None, env.into_iter()).expect_err(key);
+            assert!(e.to_string().contains(expect), "{e}");
+        }
+        let env = vec![
+            (
+                "TIDELOG_LOG_RETENTION_BYTES".to_string(),
+                "1000".to_string(),
+            ),
+            (
+                "TIDELOG_LOG_LOCAL_RETENTION_BYTES".to_string(),
+                "2000".to_string(),
+            ),
+        ];
+        let e = ServeConfig::load(None, env.into_iter()).expect_err("local > total");
+        assert!(e.to_string().contains("local.retention.bytes"), "{e}");
     }
 
     #[test]

@@ -47,12 +47,100 @@ pub enum ServeError {
     /// Tiered storage could not start (bad URL, unreachable cache dir).
     #[error(transparent)]
     Tiering(#[from] crate::tiering::TieringError),
-    /// The bucket holds topics the data directory lacks.
+    /// The bucket holds topics the data directory lacks. Boxed: the
+    /// restore error is large and start-up errors are rare.
     #[error(transparent)]
-    Restore(#[from] crate::restore::RestoreError),
+    Restore(#[from] Box<crate::restore::RestoreError>),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The data directory path is not usable (e.g. a regular file).
+    #[error("data directory {path}: {reason}")]
+    DataDir {
+        /// Path given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The default `file://` bucket beside the data directory could not be made.
+    #[error("cannot create the default bucket directory {path}: {source}")]
+    DefaultBucket {
+        /// Directory.
+        path: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// Start-up ran out of file descriptors: say which limit to raise.
+    #[error(
+        "{source}; the open-file limit ({limit}) is too low for this data directory: \
+         raise it (`ulimit -n`, or `LimitNOFILE=` in the systemd unit) and start again"
+    )]
+    TooManyOpenFiles {
+        /// What failed.
+        source: Box<ServeError>,
+        /// The current soft/hard limit, as read from /proc/self/limits.
+        limit: String,
+    },
+}
+
+/// `EMFILE` ("Too many open files") on Linux and macOS.
+const EMFILE: i32 = 24;
+
+impl ServeError {
+    /// Whether the error comes from running out of file descriptors. Lower
+    /// layers sometimes flatten I/O errors into strings, so the message is
+    /// checked as well as the source chain.
+    fn is_emfile(&self) -> bool {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.raw_os_error() == Some(EMFILE) {
+                    return true;
+                }
+            }
+            cur = e.source();
+        }
+        self.to_string().contains(&format!("(os error {EMFILE})"))
+    }
+
+    /// Adds what to raise to an `EMFILE` failure; other errors pass through.
+    fn explain_emfile(self) -> Self {
+        if !self.is_emfile() {
+            return self;
+        }
+        ServeError::TooManyOpenFiles {
+            source: Box::new(self),
+            limit: open_file_limit(),
+        }
+    }
+}
+
+/// The soft and hard open-file limits of this process, e.g. "soft 1024,
+/// hard 4096" (from /proc/self/limits; "unknown" where that is missing).
+fn open_file_limit() -> String {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return "unknown".into();
+    };
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|rest| {
+            let mut f = rest.split_whitespace();
+            Some(format!("soft {}, hard {}", f.next()?, f.next()?))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Refuses a data directory that exists but is not a directory, before
+/// anything (the default bucket beside it, the cache inside it) is created.
+fn check_data_dir(dir: &std::path::Path) -> Result<(), ServeError> {
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => Err(ServeError::DataDir {
+            path: dir.display().to_string(),
+            reason: "exists and is not a directory".into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Longest wait for in-flight requests at shutdown.
@@ -63,11 +151,14 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     tracing::info!(config = ?cfg, "starting tidelog broker");
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone());
-    run_until(cfg, shutdown).await
+    run_until(cfg, shutdown)
+        .await
+        .map_err(ServeError::explain_emfile)
 }
 
 /// Runs a broker until `shutdown` is cancelled.
 pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<(), ServeError> {
+    check_data_dir(&cfg.data_dir)?;
     let bind = |address: &str| {
         let address = address.to_string();
         async move {
@@ -100,11 +191,22 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
     // Refuse a data directory in use before touching anything in it (the
     // remote-read disk cache lives there); the broker takes the lock for good.
     Broker::check_not_in_use(&cfg.data_dir)?;
+    if cfg.object_store.is_empty() {
+        // Only the default bucket is created; one named with
+        // --object-store must exist.
+        let dir = crate::tiering::default_bucket_dir(&cfg.data_dir);
+        std::fs::create_dir_all(&dir).map_err(|source| ServeError::DefaultBucket {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
     let tiering =
         crate::tiering::Tiering::open(cfg.tiering_settings(), metrics.tiering.clone()).await?;
     tracing::info!(object_store = %tiering.store.url(), "tiered storage on");
     // Never start a fresh log over a bucket that holds topics.
-    crate::restore::check_start(&tiering.store, &cfg.data_dir).await?;
+    crate::restore::check_start(&tiering.store, &cfg.data_dir)
+        .await
+        .map_err(Box::new)?;
     let broker = Broker::open(
         cfg.broker_settings(),
         metrics,

@@ -149,7 +149,21 @@ impl ProducerRecord {
     }
 }
 
+/// A partition's sender is retrying a retriable failure (broker out of
+/// disk, leader unreachable, ...): see [`Producer::retries`].
+#[derive(Debug, Clone)]
+pub struct Retrying {
+    /// Topic of the partition.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The failure being retried.
+    pub error: crate::Error,
+}
+
 struct Shared {
+    /// The latest retry in progress; `None` once a send succeeds again.
+    retrying: tokio::sync::watch::Sender<Option<Retrying>>,
     conn: Connection,
     config: ProducerConfig,
     producer_id: i64,
@@ -243,6 +257,7 @@ impl Producer {
         Producer {
             inner: Arc::new(ProducerInner {
                 shared: Arc::new(Shared {
+                    retrying: tokio::sync::watch::Sender::new(None),
                     conn,
                     // A random 63-bit id: no allocation round trip needed.
                     producer_id: (rand::random::<u64>() >> 1) as i64,
@@ -257,6 +272,14 @@ impl Producer {
                 sticky: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Watches retries: the value is the latest retriable failure a
+    /// partition is retrying (until the delivery timeout), and `None` again
+    /// once a send succeeds. Lets a tool say why it is waiting instead of
+    /// sitting silent until the timeout.
+    pub fn retries(&self) -> tokio::sync::watch::Receiver<Option<Retrying>> {
+        self.inner.shared.retrying.subscribe()
     }
 
     /// The idempotent producer id (a partition that exhausts its 32,768

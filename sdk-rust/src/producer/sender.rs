@@ -101,6 +101,8 @@ pub(crate) struct Sender {
     /// records re-sent under a new epoch keep their place in line.
     draining: bool,
     backoff: Duration,
+    /// This sender reported a retry that no success has cleared yet.
+    retrying: bool,
 }
 
 impl Sender {
@@ -125,6 +127,7 @@ impl Sender {
             session: None,
             draining: false,
             backoff,
+            retrying: false,
         }
     }
 
@@ -284,6 +287,16 @@ impl Sender {
         Ok(())
     }
 
+    /// Publishes that this partition retries `e` (see `Producer::retries`).
+    fn report_retry(&mut self, e: &Error) {
+        self.retrying = true;
+        self.shared.retrying.send_replace(Some(super::Retrying {
+            topic: self.queue.topic().to_string(),
+            partition: self.partition,
+            error: e.clone(),
+        }));
+    }
+
     async fn sleep_backoff(&mut self) {
         tokio::time::sleep(self.backoff).await;
         self.backoff = (self.backoff * 2).min(Duration::from_secs(1));
@@ -303,6 +316,7 @@ impl Sender {
             }
             return;
         }
+        self.report_retry(&e);
         self.sleep_backoff().await;
     }
 
@@ -329,6 +343,7 @@ impl Sender {
             }
             return;
         }
+        self.report_retry(&e);
         self.sleep_backoff().await;
         if let Err(e) = self.reconnect().await {
             tracing::debug!(error = %e, "produce stream reconnect failed");
@@ -366,6 +381,9 @@ impl Sender {
         match outcome {
             Ok(resp) => {
                 self.backoff = self.shared.config.retry_backoff;
+                if std::mem::take(&mut self.retrying) {
+                    self.shared.retrying.send_replace(None);
+                }
                 for (b, r) in done.batches.iter().zip(&resp.results) {
                     self.settle(&b.outcome, b.records, b.permits, Ok(r.base_offset));
                 }
@@ -395,6 +413,7 @@ impl Sender {
                     && Instant::now() + self.backoff < done.give_up_at =>
             {
                 tracing::debug!(error = %e, topic = %self.queue.topic(), partition = self.partition, "retrying produce");
+                self.report_retry(&e);
                 self.failures += 1;
                 self.sleep_backoff().await;
                 let mut request = done;

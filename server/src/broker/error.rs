@@ -79,7 +79,7 @@ pub enum BrokerError {
 }
 
 /// "partition 0" or "partitions 0..=N-1".
-fn partition_range(count: u32) -> String {
+pub fn partition_range(count: u32) -> String {
     match count {
         0 => "no partitions".to_string(),
         1 => "partition 0".to_string(),

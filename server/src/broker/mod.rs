@@ -173,6 +173,10 @@ impl Broker {
 
     fn open_topic(&self, meta: topic::TopicMeta, dir: PathBuf) -> Result<Arc<Topic>, BrokerError> {
         let cfg = topic_config::resolve(&self.settings.log_defaults, &meta.config)?;
+        if let Err(e) = topic_config::check_consistent(&cfg) {
+            // Accepted by an older version: keep serving it, and say so.
+            tracing::warn!(topic = %meta.name, error = %e, "topic config is contradictory; alter it");
+        }
         let mut partitions = Vec::with_capacity(meta.partitions as usize);
         for p in 0..meta.partitions {
             let remote = self

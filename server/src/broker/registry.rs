@@ -23,7 +23,7 @@ impl Broker {
                 topic::MAX_PARTITIONS
             )));
         }
-        topic_config::resolve(&self.settings.log_defaults, &config)?;
+        topic_config::resolve_consistent(&self.settings.log_defaults, &config)?;
         let _guard = self.admin.lock().await;
         if self.topics.read().contains_key(name) {
             return Err(BrokerError::TopicExists(name.to_string()));

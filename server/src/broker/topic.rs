@@ -194,7 +194,7 @@ impl Topic {
             overrides.remove(k);
         }
         overrides.extend(set);
-        let resolved = topic_config::resolve(defaults, &overrides)?;
+        let resolved = topic_config::resolve_consistent(defaults, &overrides)?;
         let mut next = meta.clone();
         next.config = overrides;
         Self::write_meta(&self.dir, &next)?;

@@ -120,6 +120,53 @@ pub fn resolve(
     Ok(cfg)
 }
 
+/// Like [`resolve`], and refuses settings that contradict each other: what
+/// create and alter accept. Topics already on disk are opened with
+/// [`resolve`] alone, so a broker never refuses to start over a topic an
+/// older version accepted.
+pub fn resolve_consistent(
+    defaults: &LogConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Result<LogConfig, BrokerError> {
+    let cfg = resolve(defaults, overrides)?;
+    check_consistent(&cfg)?;
+    Ok(cfg)
+}
+
+/// Local retention within total retention, for bytes and time.
+pub fn check_consistent(cfg: &LogConfig) -> Result<(), BrokerError> {
+    check_local_within_total(
+        "local.retention.bytes",
+        cfg.local_retention_bytes,
+        "retention.bytes",
+        cfg.retention_bytes,
+    )?;
+    check_local_within_total(
+        "local.retention.ms",
+        cfg.local_retention_ms,
+        "retention.ms",
+        cfg.retention_ms,
+    )
+}
+
+/// Local retention keeps a part of what total retention keeps (as in
+/// Kafka): more, or unlimited (-1) under a limited total, contradicts it.
+fn check_local_within_total(
+    local_key: &str,
+    local: i64,
+    total_key: &str,
+    total: i64,
+) -> Result<(), BrokerError> {
+    // -2: same as the total; -1 total: anything local fits.
+    if local == -2 || total == -1 || (0..=total).contains(&local) {
+        return Ok(());
+    }
+    Err(BrokerError::InvalidConfig(format!(
+        "{local_key}={local} contradicts {total_key}={total}: local retention must be \
+         at most the total ({total_key}) or -2 (same as {total_key})"
+    )))
+}
+
 /// The effective value of every key.
 pub fn effective(cfg: &LogConfig) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -155,7 +202,11 @@ mod tests {
 
     #[test]
     fn resolves_and_rejects() {
-        let d = LogConfig::default();
+        let d = LogConfig {
+            retention_bytes: 1000,
+            retention_ms: 1000,
+            ..LogConfig::default()
+        };
         let o = BTreeMap::from([("segment.bytes".to_string(), "2048".to_string())]);
         assert_eq!(resolve(&d, &o).expect("ok").segment_bytes, 2048);
         for (k, v) in [
@@ -166,10 +217,16 @@ mod tests {
             ("max.message.bytes", "999999999"),
             ("remote.storage.enable", "yes"),
             ("local.retention.ms", "-3"),
+            ("local.retention.bytes", "5000"),
+            ("local.retention.bytes", "-1"),
+            ("local.retention.ms", "7000"),
         ] {
             let o = BTreeMap::from([(k.to_string(), v.to_string())]);
             assert!(
-                matches!(resolve(&d, &o), Err(BrokerError::InvalidConfig(_))),
+                matches!(
+                    resolve_consistent(&d, &o),
+                    Err(BrokerError::InvalidConfig(_))
+                ),
                 "{k}={v}"
             );
         }

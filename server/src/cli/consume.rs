@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
-use futures::StreamExt;
 use tidelog::{ConsumerRecord, GroupConsumerConfig, OffsetReset, SeekTo, TopicPartition};
 
 use super::{parse_time, BrokerArgs, CliError};
@@ -36,7 +35,7 @@ pub struct ConsumeArgs {
     partition: Option<u32>,
     /// Consume as a member of this consumer group: start at the group's
     /// committed offsets (earliest when none) and commit what was printed
-    /// before exiting.
+    /// every 5 s while following and on exit (Ctrl-C and SIGTERM included).
     #[arg(long, conflicts_with_all = ["from_beginning", "offset", "from_time"])]
     group: Option<String>,
     /// Stop after COUNT records (default: follow until interrupted).
@@ -83,6 +82,49 @@ fn print(out: &mut impl Write, r: &ConsumerRecord, format: Format) -> std::io::R
     }
 }
 
+/// Prints records to stdout and counts them against `--count`.
+struct Printer {
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    format: Format,
+    printed: u64,
+    count: Option<u64>,
+}
+
+impl Printer {
+    fn new(args: &ConsumeArgs) -> Self {
+        Printer {
+            out: std::io::BufWriter::new(std::io::stdout().lock()),
+            format: args.format,
+            printed: 0,
+            count: args.count,
+        }
+    }
+
+    /// Prints `first` and what is already fetched (`more`), then flushes
+    /// before the caller waits again: a reader sees each record as soon as
+    /// it arrived. Returns whether `--count` records are printed.
+    fn batch(
+        &mut self,
+        first: ConsumerRecord,
+        mut more: impl FnMut() -> Option<ConsumerRecord>,
+    ) -> std::io::Result<bool> {
+        let mut record = first;
+        loop {
+            print(&mut self.out, &record, self.format)?;
+            self.printed += 1;
+            if Some(self.printed) == self.count {
+                return Ok(true);
+            }
+            match more() {
+                Some(r) => record = r,
+                None => break,
+            }
+        }
+        self.out.flush()?;
+        Ok(false)
+    }
+}
+
 pub async fn run(args: ConsumeArgs, broker: &BrokerArgs) -> Result<(), CliError> {
     if let Some(group) = args.group.clone() {
         return run_group(args, group, broker).await;
@@ -102,13 +144,10 @@ pub async fn run(args: ConsumeArgs, broker: &BrokerArgs) -> Result<(), CliError>
     let client = broker.connect().await?;
     let partitions = client.partition_count(&args.topic).await?;
     let tps: Vec<TopicPartition> = match args.partition {
-        Some(p) if p >= partitions => {
-            return Err(CliError::Usage(format!(
-                "--partition {p}: topic {} has partitions 0..{partitions}",
-                args.topic
-            )))
+        Some(p) => {
+            super::check_partition(&args.topic, p, partitions)?;
+            vec![TopicPartition::new(&args.topic, p)]
         }
-        Some(p) => vec![TopicPartition::new(&args.topic, p)],
         None => (0..partitions)
             .map(|p| TopicPartition::new(&args.topic, p))
             .collect(),
@@ -121,82 +160,79 @@ pub async fn run(args: ConsumeArgs, broker: &BrokerArgs) -> Result<(), CliError>
     if args.count == Some(0) {
         return Ok(());
     }
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut printed: u64 = 0;
-    let mut stream = std::pin::pin!(consumer.stream());
-    loop {
-        let next = tokio::select! {
-            r = stream.next() => r,
-            _ = tokio::signal::ctrl_c() => None,
-        };
-        let Some(record) = next else { break };
-        let record = record?;
-        print(&mut out, &record, args.format)?;
-        printed += 1;
-        if Some(printed) == args.count {
-            break;
-        }
-        // Flush when caught up so a follower sees records promptly.
-        if printed.is_multiple_of(1024) {
-            out.flush()?;
-        }
-        if args.count.is_none() {
-            out.flush()?;
-        }
-    }
-    out.flush()?;
-    Ok(())
-}
-
-/// `--group`: a group member that commits what it printed.
-async fn run_group(args: ConsumeArgs, group: String, broker: &BrokerArgs) -> Result<(), CliError> {
-    let client = broker.connect().await?;
-    let mut config = GroupConsumerConfig::new(group);
-    config.auto_offset_reset = OffsetReset::Earliest;
-    // Commits happen explicitly below, after records were printed.
-    config.auto_commit = false;
-    config.client_id = "tidelog-cli".into();
-    let mut consumer = client.group_consumer(config);
-    consumer.subscribe(&[args.topic.as_str()]).await?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut printed: u64 = 0;
-    let mut last_commit = std::time::Instant::now();
+    let mut printer = Printer::new(&args);
+    let mut stop = std::pin::pin!(terminated());
     let result: Result<(), CliError> = async {
-        if args.count == Some(0) {
-            return Ok(());
-        }
         loop {
             let next = tokio::select! {
                 r = consumer.next_record() => r,
-                _ = tokio::signal::ctrl_c() => None,
+                _ = &mut stop => None,
             };
             let Some(record) = next else { break };
-            let record = record?;
-            print(&mut out, &record, args.format)?;
-            printed += 1;
-            if Some(printed) == args.count {
-                break;
-            }
-            if args.count.is_none() {
-                out.flush()?;
-                // While following, commit what was printed every few seconds.
-                if last_commit.elapsed() >= std::time::Duration::from_secs(5) {
-                    consumer.commit().await?;
-                    last_commit = std::time::Instant::now();
-                }
+            if printer.batch(record?, || consumer.try_next_record())? {
+                return Ok(());
             }
         }
         Ok(())
     }
     .await;
-    out.flush()?;
-    // Printed records are flushed: now commit them, then leave the group.
-    let committed = consumer.commit().await;
+    // Flush what was printed, on success, error or signal alike.
+    printer.out.flush()?;
+    result
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT), so both stop cleanly.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    // No SIGTERM handler (or not unix): Ctrl-C only.
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `--group`: a group member that commits what it printed: every
+/// auto-commit interval while it runs (the SDK's default, 5 s), when
+/// partitions move, and on exit, including SIGTERM and Ctrl-C.
+async fn run_group(args: ConsumeArgs, group: String, broker: &BrokerArgs) -> Result<(), CliError> {
+    let client = broker.connect().await?;
+    let mut config = GroupConsumerConfig::new(group);
+    config.auto_offset_reset = OffsetReset::Earliest;
+    // The SDK commits the position after the last record it returned;
+    // every returned record is printed and flushed before the next call,
+    // so what it commits has been printed.
+    config.auto_commit = true;
+    config.client_id = "tidelog-cli".into();
+    let mut consumer = client.group_consumer(config);
+    consumer.subscribe(&[args.topic.as_str()]).await?;
+    let mut printer = Printer::new(&args);
+    let mut stop = std::pin::pin!(terminated());
+    let result: Result<(), CliError> = async {
+        if args.count == Some(0) {
+            return Ok(());
+        }
+        // `next_record_until` abandons only an idle wait, never a
+        // rebalance or commit half done.
+        while let Some(record) = consumer.next_record_until(stop.as_mut()).await {
+            if printer.batch(record?, || consumer.try_next_record())? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let flushed = printer.out.flush();
+    // Commits what was returned (all of it printed), then leaves the group.
     let closed = consumer.close().await;
     result?;
-    committed?;
+    flushed?;
     closed?;
     Ok(())
 }

@@ -113,6 +113,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let is_serve = matches!(command, Command::Serve(_));
     let result = runtime.block_on(async move {
         match command {
             Command::Serve(args) => serve(args).await,
@@ -130,6 +131,13 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            if is_serve {
+                // A failed start leaves background tasks (cache, uploads)
+                // behind; dropping the runtime would cancel them and each
+                // would log its closed channel after the one-line error.
+                // Nothing is left to flush, so leave without dropping it.
+                std::process::exit(1);
+            }
             ExitCode::FAILURE
         }
     }
@@ -168,13 +176,33 @@ fn init_tracing(format: &str) {
 }
 
 /// Parses `k=v` pairs.
+/// A key given twice is refused: which value wins would be a guess.
+/// Refuses a `--partition` the topic does not have.
+fn check_partition(topic: &str, p: u32, partitions: u32) -> Result<(), CliError> {
+    if p >= partitions {
+        return Err(CliError::Usage(format!(
+            "--partition {p}: topic {topic} has {}",
+            crate::broker::error::partition_range(partitions)
+        )));
+    }
+    Ok(())
+}
+
 fn parse_kv(pairs: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    let mut seen = std::collections::HashSet::new();
     pairs
         .iter()
         .map(|p| {
-            p.split_once('=')
+            let (k, v) = p
+                .split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .ok_or_else(|| CliError::Usage(format!("--config {p}: expected key=value")))
+                .ok_or_else(|| CliError::Usage(format!("--config {p}: expected key=value")))?;
+            if !seen.insert(k.clone()) {
+                return Err(CliError::Usage(format!(
+                    "--config {k} given more than once; give each key once"
+                )));
+            }
+            Ok((k, v))
         })
         .collect()
 }

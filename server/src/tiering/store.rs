@@ -59,7 +59,19 @@ impl RemoteStore {
                 ));
             }
             let root = PathBuf::from(path);
-            std::fs::create_dir_all(&root).map_err(|e| TieringError::io(&root, e))?;
+            // The bucket must exist, as an S3 bucket must: creating it would
+            // hide a typo (and `restore` would read an empty bucket).
+            match std::fs::metadata(&root) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(bad(format!("{} is not a directory", root.display()))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(bad(format!(
+                        "directory {} does not exist; create it first",
+                        root.display()
+                    )))
+                }
+                Err(e) => return Err(TieringError::io(&root, e)),
+            }
             let fs = LocalFileSystem::new_with_prefix(&root).map_err(|e| bad(e.to_string()))?;
             return Ok(RemoteStore {
                 inner: Arc::new(fs),
@@ -418,5 +430,11 @@ mod tests {
         assert!(RemoteStore::open("ftp://x").is_err());
         assert!(RemoteStore::open("file://relative").is_err());
         assert!(RemoteStore::open("s3:///prefix").is_err());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing");
+        let err = RemoteStore::open(&format!("file://{}", missing.display()))
+            .expect_err("missing directory");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!missing.exists(), "not created");
     }
 }
