@@ -2,9 +2,10 @@
 //!
 //! A batch is a fixed 57-byte little-endian header followed by the records
 //! section, which may be compressed as a whole. Clients build batches with
-//! [`BatchBuilder`]; the broker only reads the header ([`BatchHeader::parse`])
-//! and checks the CRC ([`BatchHeader::verify_crc`]); consumers decode records
-//! with [`decode_records`].
+//! [`BatchBuilder`]; the broker reads the header ([`BatchHeader::parse`]),
+//! checks the CRC ([`BatchHeader::verify_crc`]) and walks every record
+//! without copying it ([`validate_records`]); consumers decode records with
+//! [`decode_records`].
 //!
 //! Decoding never panics and never allocates what a length field claims
 //! before checking it against the bytes present (or, for decompression,
@@ -23,7 +24,12 @@ pub const LENGTH_PREFIX: usize = 12;
 /// The CRC32C covers bytes from this position to the end of the batch.
 pub const CRC_START: usize = 21;
 /// Upper bound on the decompressed size of one batch's records section.
-pub const DEFAULT_MAX_DECOMPRESSED: usize = 64 * 1024 * 1024;
+pub const DEFAULT_MAX_DECOMPRESSED: usize = crate::limits::MAX_BATCH_DECOMPRESSED;
+
+/// LZ4 cannot inflate a block by more than this factor (a match token
+/// codes at most 255 bytes per input byte), so a larger size prefix is a
+/// lie, refused before allocating it.
+const LZ4_MAX_RATIO: usize = 255;
 
 const OFF_BASE_OFFSET: usize = 0;
 const OFF_LENGTH: usize = 8;
@@ -751,6 +757,12 @@ fn decompress_into(
                     "lz4 section claims {claimed} bytes, limit is {limit}"
                 )));
             }
+            if claimed > (payload.len() - 4) * LZ4_MAX_RATIO + 16 {
+                return Err(BatchError::Decompression(format!(
+                    "lz4 block of {} bytes cannot inflate to the {claimed} bytes its prefix claims",
+                    payload.len() - 4
+                )));
+            }
             out.resize(claimed, 0);
             let n = lz4_flex::block::decompress_into(&payload[4..], out)
                 .map_err(|e| BatchError::Decompression(format!("lz4 block: {e}")))?;
@@ -802,10 +814,15 @@ fn decompress_into(
                 // limit to detect an oversized frame without trusting it.
                 _ => {
                     use std::io::Read;
-                    let decoder = zstd::stream::read::Decoder::new(payload)
+                    let mut decoder = zstd::stream::read::Decoder::new(payload)
+                        .map_err(|e| BatchError::Decompression(e.to_string()))?
+                        .single_frame();
+                    // The window a frame may ask for is allocated up front:
+                    // keep it within the section limit (2^26 = 64 MiB).
+                    decoder
+                        .window_log_max(ZSTD_WINDOW_LOG_MAX)
                         .map_err(|e| BatchError::Decompression(e.to_string()))?;
                     decoder
-                        .single_frame()
                         .take(limit as u64 + 1)
                         .read_to_end(out)
                         .map_err(|e| BatchError::Decompression(format!("zstd frame: {e}")))?;
@@ -820,6 +837,9 @@ fn decompress_into(
         }
     }
 }
+
+/// Largest zstd window accepted: 64 MiB, the section limit.
+const ZSTD_WINDOW_LOG_MAX: u32 = 26;
 
 thread_local! {
     /// A zstd context per thread: creating one costs more than inflating a
@@ -905,6 +925,8 @@ pub fn decode_records(header: &BatchHeader, batch: &Bytes) -> Result<Vec<Record>
 /// that every consumer will decode (a client's CRC proves only that the
 /// client meant to send them). One pass; compressed sections are inflated
 /// into a per-thread scratch buffer, bounded by `max_decompressed`.
+/// Returns the bytes a compressed section inflated to (0 when
+/// uncompressed), so a caller can bound the total work of a request.
 ///
 /// Refuses reserved attribute bits, an idempotent producer id with a
 /// negative epoch or sequence, a `record_count` other than the records
@@ -917,7 +939,7 @@ pub fn validate_records(
     header: &BatchHeader,
     batch: &[u8],
     max_decompressed: usize,
-) -> Result<(), BatchError> {
+) -> Result<usize, BatchError> {
     if header.attributes & !COMPRESSION_MASK != 0 {
         return Err(BatchError::InvalidHeader("reserved attribute bits are set"));
     }
@@ -936,11 +958,12 @@ pub fn validate_records(
     }
     let payload = &batch[HEADER_LEN..header.total_len()];
     match header.compression() {
-        Compression::None => walk_records(header, payload),
+        Compression::None => walk_records(header, payload).map(|()| 0),
         c => SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let result = decompress_into(c, payload, max_decompressed, &mut scratch)
-                .and_then(|()| walk_records(header, &scratch));
+                .and_then(|()| walk_records(header, &scratch))
+                .map(|()| scratch.len());
             if scratch.capacity() > SCRATCH_KEEP_BYTES {
                 *scratch = Vec::new();
             }
@@ -1650,6 +1673,12 @@ mod tests {
                 "{claim}"
             );
         }
+        // Within the limit but beyond what LZ4 can inflate a tiny block to:
+        // refused before the claim is allocated.
+        let mut payload = (60u32 << 20).to_le_bytes().to_vec();
+        payload.extend_from_slice(&lz4_flex::block::compress(&records));
+        let e = produce_check(&forge(3, 1, 1_005, &payload)).expect_err("refused");
+        assert!(e.to_string().contains("cannot inflate"), "{e}");
         // An lz4 frame where a block is specified.
         let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
         std::io::Write::write_all(&mut enc, &records).expect("frame");
@@ -1673,6 +1702,17 @@ mod tests {
         let streamed = enc.finish().expect("finish");
         assert!(matches!(
             produce_check(&forge(3, 2, 1_005, &streamed)),
+            Err(BatchError::Decompression(_))
+        ));
+        // A streamed frame asking for a 1 GiB window: refused, not allocated.
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("encoder");
+        enc.include_contentsize(false).expect("flag");
+        enc.long_distance_matching(true).expect("ldm");
+        enc.window_log(30).expect("window");
+        std::io::Write::write_all(&mut enc, &records).expect("write");
+        let wide = enc.finish().expect("finish");
+        assert!(matches!(
+            produce_check(&forge(3, 2, 1_005, &wide)),
             Err(BatchError::Decompression(_))
         ));
         // Two frames where the format says one.

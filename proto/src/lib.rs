@@ -3,14 +3,14 @@
 //! * [`v1`]: the gRPC services and messages generated from
 //!   `proto/tidelog/v1/tidelog.proto`.
 //! * [`batch`]: the record-batch binary format of `proto/FORMAT.md`, shared by
-//!   the broker (header and CRC validation) and the clients (encode/decode).
+//!   the broker (header, CRC and record validation) and the clients
+//!   (encode/decode).
 //! * [`limits`]: sizes both ends must agree on.
 
 pub mod batch;
 pub mod limits;
 
 // Kept at the root for code written before `limits` existed.
-pub use limits::DEDUPE_WINDOW_BATCHES;
 
 /// Generated gRPC code for `tidelog.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -505,8 +505,23 @@ impl Fetcher {
             // not decode stops the partition there: the records before it
             // are delivered, then the error names its range.
             let mut unreadable = None;
+            // Offset after the last batch read whole.
+            let mut read_to = *offset;
             for item in split_batches(msg.records) {
-                let (header, batch) = item?;
+                let (header, batch) = match item {
+                    Ok(b) => b,
+                    Err(source) => {
+                        // Not even a header to go by: name where it starts.
+                        unreadable = Some(Error::UnreadableBatch {
+                            topic: self.tp.topic.clone(),
+                            partition: self.tp.partition,
+                            first_offset: read_to,
+                            next_offset: read_to,
+                            source,
+                        });
+                        break;
+                    }
+                };
                 let decoded = header
                     .verify_crc(&batch)
                     .and_then(|()| decode_records(&header, &batch));
@@ -523,6 +538,7 @@ impl Fetcher {
                         break;
                     }
                 };
+                read_to = read_to.max(header.next_offset());
                 for r in decoded {
                     if r.offset >= *offset {
                         records.push(ConsumerRecord {
@@ -539,8 +555,8 @@ impl Fetcher {
             }
             if unreadable.is_none() && msg.next_offset > *offset {
                 *offset = msg.next_offset;
-            } else if let Some(last) = records.last() {
-                *offset = last.offset + 1;
+            } else {
+                *offset = read_to;
             }
             let sent = self
                 .tx

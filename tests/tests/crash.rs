@@ -312,12 +312,13 @@ async fn a_damaged_batch_on_local_disk_is_data_loss_not_a_bad_request() {
         .create_topic(NewTopic::new("rot", 1).config("remote.storage.enable", "false"))
         .await
         .expect("create");
-    let m = client
-        .producer()
-        .send(ProducerRecord::new("rot", "v0"))
-        .await;
-    assert_eq!(m.expect("send").offset, 0);
-    // Flip one byte inside the first batch, past its 57-byte header (the
+    // Three batches, one record each: offsets 0, 1, 2.
+    let producer = client.producer();
+    for (i, v) in ["v0", "v1", "v2"].into_iter().enumerate() {
+        let m = producer.send(ProducerRecord::new("rot", v)).await;
+        assert_eq!(m.expect("send").offset, i as i64);
+    }
+    // Flip one byte inside the second batch, past its 57-byte header (the
     // broker reads the file through its own handle, so it sees this).
     let seg = broker
         .data_dir
@@ -327,20 +328,33 @@ async fn a_damaged_batch_on_local_disk_is_data_loss_not_a_bad_request() {
         .write(true)
         .open(&seg)
         .expect("segment");
+    let mut len = [0u8; 4];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut len, 8).expect("read length");
+    let second = 12 + u64::from(u32::from_le_bytes(len));
     let mut b = [0u8; 1];
-    std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, 60).expect("read byte");
-    std::os::unix::fs::FileExt::write_all_at(&f, &[b[0] ^ 0xff], 60).expect("write byte");
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, second + 60).expect("read byte");
+    std::os::unix::fs::FileExt::write_all_at(&f, &[b[0] ^ 0xff], second + 60).expect("write byte");
     drop(f);
 
-    // Offset 0 of partition 0, straight over gRPC to see code and reason.
-    let request = FetchRequest {
+    // Straight over gRPC to see codes and reasons.
+    let mut c = ConsumerClient::connect(format!("http://{}", broker.addr))
+        .await
+        .expect("connect");
+    let fetch = |offset| FetchRequest {
         topic: "rot".into(),
+        offset,
         ..FetchRequest::default()
     };
-    let err = ConsumerClient::connect(format!("http://{}", broker.addr))
+    // From offset 0 the good first batch is served, and nothing after it.
+    let r = c
+        .fetch(fetch(0))
         .await
-        .expect("connect")
-        .fetch(request)
+        .expect("the batch before the damage")
+        .into_inner();
+    assert_eq!(r.next_offset, 1);
+    // From the damaged batch: DATA_LOSS naming it.
+    let err = c
+        .fetch(fetch(1))
         .await
         .expect_err("damaged data is not served");
     let reason = err.metadata().get(tidelog_proto::ERROR_REASON_KEY);
@@ -350,9 +364,16 @@ async fn a_damaged_batch_on_local_disk_is_data_loss_not_a_bad_request() {
         "{err:?}"
     );
     assert!(
-        err.message().contains("rot/0") && err.message().contains("offset 0"),
+        err.message().contains("rot/0") && err.message().contains("offset 1"),
         "{}",
         err.message()
     );
     assert_eq!(broker.metric("tidelog_local_corrupt_total"), Some(1.0));
+    // Past it, the log reads on.
+    let r = c
+        .fetch(fetch(2))
+        .await
+        .expect("after the damage")
+        .into_inner();
+    assert_eq!(r.next_offset, 3);
 }

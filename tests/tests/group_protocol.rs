@@ -97,7 +97,16 @@ async fn epochs_revocation_commits_and_resets_follow_the_contract() {
     assert_eq!(a.beat(e1, &[0, 1]).await.expect("beat").member_epoch, e1);
 
     // B joins; A's next answer revokes one partition and bumps its epoch.
-    let (_b, _) = Member::join(&broker.addr).await;
+    let (mut b, b_joined) = Member::join(&broker.addr).await;
+    // B claims to own everything it was never given: the coordinator does
+    // not believe it, so B can neither commit nor pin those partitions.
+    let eb = b
+        .beat(b_joined.member_epoch, &[0, 1])
+        .await
+        .expect("beat")
+        .member_epoch;
+    let s = b.commit(eb, 0).await.expect_err("never assigned");
+    assert_eq!(reason(&s), "NOT_ASSIGNED");
     let r = a.beat(e1, &[0, 1]).await.expect("beat");
     let e2 = r.member_epoch;
     assert!(e2 > e1);
@@ -112,10 +121,6 @@ async fn epochs_revocation_commits_and_resets_follow_the_contract() {
         (s.code(), reason(&s).as_str()),
         (Code::FailedPrecondition, "FENCED_MEMBER_EPOCH")
     );
-    // With only its current assignment owned, the previous epoch is a lost
-    // answer: accepted, and answered with the current epoch again.
-    let r = a.beat(e1, &kept).await.expect("lost answer");
-    assert_eq!((r.member_epoch, partitions(&r)), (e2, kept.clone()));
 
     // Revocation: while A still reports owning the revoked partition it
     // may commit it (its progress before giving it up)...
@@ -124,13 +129,24 @@ async fn epochs_revocation_commits_and_resets_follow_the_contract() {
     a.commit(e2, revoked)
         .await
         .expect("commit while still owned");
-    // ...and not once its heartbeat stops listing it.
+    // ...and not once its heartbeat stops listing it; nor can it take the
+    // partition back by listing it again.
     a.beat(e2, &kept).await.expect("beat");
     let s = a.commit(e2, revoked).await.expect_err("revoked");
     assert_eq!(
         (s.code(), reason(&s).as_str()),
         (Code::FailedPrecondition, "NOT_ASSIGNED")
     );
+    a.beat(e2, &[0, 1]).await.expect("beat");
+    assert_eq!(
+        reason(&a.commit(e2, revoked).await.expect_err("given up")),
+        "NOT_ASSIGNED"
+    );
+
+    // With only its current assignment owned, the previous epoch is a lost
+    // answer: accepted, and answered with the current epoch again.
+    let r = a.beat(e1, &kept).await.expect("lost answer");
+    assert_eq!((r.member_epoch, partitions(&r)), (e2, kept.clone()));
     // Commits take the current or previous epoch, nothing older.
     a.commit(e2, kept[0]).await.expect("current epoch");
     let s = a.commit(e1 - 1, kept[0]).await.expect_err("older epoch");

@@ -113,7 +113,9 @@ pub enum Error {
         partition: u32,
         /// First offset of the batch.
         first_offset: i64,
-        /// Offset after the batch.
+        /// Offset after the batch; equal to `first_offset` when not even
+        /// the batch's header could be read (the broker serves only whole
+        /// batches with readable headers, so this needs a damaged wire).
         next_offset: i64,
         /// What is wrong with it.
         source: BatchError,

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use futures::Stream;
 use tidelog_proto::batch::{validate_batch, validate_records, DEFAULT_MAX_DECOMPRESSED};
+use tidelog_proto::limits::MAX_REQUEST_DECOMPRESSED;
 use tidelog_proto::v1::{
     producer_server, Acks, BatchResult, ProduceError, ProduceRequest, ProduceResponse,
     ProduceStreamResponse,
@@ -73,12 +74,21 @@ impl Api {
             ));
         }
         let mut batches = Vec::with_capacity(req.batches.len());
+        // What the request's compressed sections may inflate to in all: a
+        // request of highly compressed batches cannot make the broker
+        // inflate more than this, whatever each one claims.
+        let mut budget = MAX_REQUEST_DECOMPRESSED;
         for (i, raw) in req.batches.into_iter().enumerate() {
             // The header and CRC, then every record: a CRC proves only
             // that the client meant these bytes, not that consumers can
             // decode them.
             let header = validate_batch(&raw)
-                .and_then(|h| validate_records(&h, &raw, DEFAULT_MAX_DECOMPRESSED).map(|()| h))
+                .and_then(|h| {
+                    let inflated =
+                        validate_records(&h, &raw, DEFAULT_MAX_DECOMPRESSED.min(budget))?;
+                    budget -= inflated;
+                    Ok(h)
+                })
                 .map_err(|e| {
                     tracing::debug!(batch = i, error = %e, "rejected batch");
                     BrokerError::Log(LogError::Corrupt(e))

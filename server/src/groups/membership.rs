@@ -159,7 +159,9 @@ impl GroupCoordinator {
                         previous_epoch: 0,
                         session_timeout: hb.session_timeout,
                         last_seen: Instant::now(),
-                        owned,
+                        // A joining member owns nothing yet, whatever it
+                        // reports: partitions come only from assignments.
+                        owned: BTreeSet::new(),
                         assigned: BTreeSet::new(),
                     },
                 );
@@ -189,7 +191,11 @@ impl GroupCoordinator {
                 }
                 member.last_seen = Instant::now();
                 member.session_timeout = hb.session_timeout;
-                member.owned = owned;
+                // Only what it was given can it still hold: a member cannot
+                // claim (and so pin or commit) partitions it never owned.
+                let mut held: BTreeSet<Tp> = member.owned.intersection(&owned).cloned().collect();
+                held.extend(member.assigned.intersection(&owned).cloned());
+                member.owned = held;
                 let changed = member.topics != topics;
                 member.topics = topics;
                 if changed {

@@ -153,19 +153,33 @@ pub async fn read_batches<S: SegmentBytes>(
     let mut cut = 0usize;
     let mut records = 0u64;
     let mut next_offset = 0;
+    // Damage stops the read there: the good batches before it are served,
+    // and only a read that starts at the damaged batch reports it.
     while buf.len() - cut >= HEADER_LEN {
         let at = pos + cut as u64;
-        let h = parse_header(seg, &buf[cut..], at)?;
+        let h = match parse_header(seg, &buf[cut..], at) {
+            Ok(h) => h,
+            Err(_) if cut > 0 => break,
+            Err(e) => return Err(e),
+        };
         if h.base_offset >= visible_end || cut + h.total_len() > buf.len() {
             break;
         }
-        h.verify_crc(&buf[cut..cut + h.total_len()]).map_err(|e| {
-            seg.damaged(DamagedBatch {
+        if let Err(e) = h.verify_crc(&buf[cut..cut + h.total_len()]) {
+            if cut > 0 {
+                break;
+            }
+            return Err(seg.damaged(DamagedBatch {
                 position: at,
                 offset: Some(h.base_offset),
-                detail: e.to_string(),
-            })
-        })?;
+                detail: format!(
+                    "{e}; it holds offsets {}..{}, read from offset {} to go past it",
+                    h.base_offset,
+                    h.next_offset(),
+                    h.next_offset()
+                ),
+            }));
+        }
         cut += h.total_len();
         records += u64::from(h.record_count);
         next_offset = h.next_offset();

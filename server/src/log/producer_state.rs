@@ -19,7 +19,7 @@ use super::error::LogError;
 
 /// Batches remembered per producer. Kafka keeps 5 (one batch per request,
 /// 5 requests in flight); a Tidelog request carries several batches.
-pub const MAX_REMEMBERED: usize = tidelog_proto::DEDUPE_WINDOW_BATCHES;
+pub const MAX_REMEMBERED: usize = tidelog_proto::limits::DEDUPE_WINDOW_BATCHES;
 
 /// A remembered batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
