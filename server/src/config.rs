@@ -203,7 +203,7 @@ impl ServeConfig {
         }
         let defaults = self.log_defaults();
         let overrides = crate::broker::topic_config::effective(&defaults);
-        crate::broker::topic_config::resolve(&LogConfig::default(), &overrides)
+        crate::broker::topic_config::resolve_consistent(&LogConfig::default(), &overrides)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.log_index_interval_bytes == 0 {
             return Err(ConfigError::Invalid(
