@@ -360,7 +360,7 @@ async fn a_damaged_batch_on_local_disk_is_data_loss_not_a_bad_request() {
     let reason = err.metadata().get(tidelog_proto::ERROR_REASON_KEY);
     assert_eq!(
         (err.code(), reason.and_then(|v| v.to_str().ok())),
-        (tonic::Code::DataLoss, Some("REMOTE_DATA_LOSS")),
+        (tonic::Code::DataLoss, Some("LOCAL_DATA_LOSS")),
         "{err:?}"
     );
     assert!(

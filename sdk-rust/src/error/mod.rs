@@ -217,7 +217,7 @@ fn by_reason(reason: ErrorReason) -> Option<fn(String) -> Error> {
         R::NotAssigned => Error::NotAssigned,
         R::GroupNotEmpty => Error::GroupNotEmpty,
         R::InvalidGroupId => Error::InvalidGroupId,
-        R::RemoteDataLoss => Error::DataLoss,
+        R::RemoteDataLoss | R::LocalDataLoss => Error::DataLoss,
     })
 }
 

@@ -25,15 +25,15 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
         BrokerError::ShuttingDown => (Code::Unavailable, R::ShuttingDown),
         BrokerError::DiskFull { .. } => (Code::Unavailable, R::StorageUnavailable),
         // Damaged stored data, on this broker's disk or in the bucket: the
-        // proto has one reason for it (REMOTE_DATA_LOSS), not retriable.
-        BrokerError::LocalDataLoss { .. } => (Code::DataLoss, R::RemoteDataLoss),
+        // reason says which copy, neither is retriable.
+        BrokerError::LocalDataLoss { .. } => (Code::DataLoss, R::LocalDataLoss),
         BrokerError::Tiering(TieringError::Corrupt { .. }) => (Code::DataLoss, R::RemoteDataLoss),
         BrokerError::Tiering(_) => (Code::Unavailable, R::StorageUnavailable),
         BrokerError::Log(l) => match l {
             LogError::Corrupt(_) => (Code::InvalidArgument, R::CorruptBatch),
             // Only reached if a caller did not attach the partition (see
             // `Partition::fetch`); still stored data, still data loss.
-            LogError::Damaged { .. } => (Code::DataLoss, R::RemoteDataLoss),
+            LogError::Damaged { .. } => (Code::DataLoss, R::LocalDataLoss),
             LogError::RecordTooLarge { .. } => (Code::InvalidArgument, R::RecordTooLarge),
             LogError::OutOfOrderSequence { .. } => {
                 (Code::FailedPrecondition, R::OutOfOrderSequence)
