@@ -377,3 +377,125 @@ async fn a_damaged_batch_on_local_disk_is_data_loss_not_a_bad_request() {
         .into_inner();
     assert_eq!(r.next_offset, 3);
 }
+
+/// A sealed segment damaged in the middle is cut short when the broker
+/// starts; the offsets it lost must never be skipped silently: a read
+/// that reaches them gets DATA_LOSS naming the range, the records before
+/// and after stay readable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_lost_from_a_damaged_sealed_segment_are_never_skipped_silently() {
+    use std::os::unix::fs::FileExt;
+    use tidelog_proto::v1::{consumer_client::ConsumerClient, FetchRequest};
+    let mut broker = BrokerProcess::start();
+    let client = broker.client().await;
+    client
+        .admin()
+        .create_topic(
+            NewTopic::new("cut", 1)
+                .config("segment.bytes", "8192")
+                .config("remote.storage.enable", "false"),
+        )
+        .await
+        .expect("create");
+    let producer = client.producer_with(ProducerConfig {
+        batch_bytes: 1024,
+        ..ProducerConfig::default()
+    });
+    for i in 0..2000 {
+        producer
+            .enqueue(ProducerRecord::new("cut", format!("value-{i:05}")))
+            .await
+            .expect("enqueue");
+    }
+    producer.flush().await.expect("flush");
+    drop(producer);
+    drop(client);
+    assert!(broker.terminate());
+
+    // The second segment: damage its third batch, and drop its index files
+    // so recovery scans (and cuts) it.
+    let dir = broker.data_dir.join("topics/cut/0");
+    let mut bases: Vec<i64> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| {
+            let name = e.expect("entry").file_name().into_string().ok()?;
+            name.strip_suffix(".log")?.parse().ok()
+        })
+        .collect();
+    bases.sort_unstable();
+    assert!(bases.len() >= 4, "several segments: {bases:?}");
+    let (b2, b3) = (bases[1], bases[2]);
+    let seg = dir.join(format!("{b2:020}.log"));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .expect("segment");
+    let mut pos = 0u64;
+    for _ in 0..2 {
+        let mut len = [0u8; 4];
+        f.read_exact_at(&mut len, pos + 8).expect("length");
+        pos += 12 + u64::from(u32::from_le_bytes(len));
+    }
+    let mut base = [0u8; 8];
+    f.read_exact_at(&mut base, pos).expect("base offset");
+    let lost_from = i64::from_le_bytes(base);
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, pos + 60).expect("byte");
+    f.write_all_at(&[b[0] ^ 0xff], pos + 60).expect("flip");
+    drop(f);
+    for ext in ["index", "timeindex"] {
+        std::fs::remove_file(dir.join(format!("{b2:020}.{ext}"))).expect("drop index");
+    }
+    broker.start_again();
+
+    let mut c = ConsumerClient::connect(format!("http://{}", broker.addr))
+        .await
+        .expect("connect");
+    let fetch = |offset| FetchRequest {
+        topic: "cut".into(),
+        offset,
+        ..FetchRequest::default()
+    };
+    let s = c.fetch(fetch(lost_from)).await.expect_err("lost offsets");
+    assert_eq!(
+        (s.code(), tidelog_e2e::error_reason(&s).as_str()),
+        (tonic::Code::DataLoss, "LOCAL_DATA_LOSS"),
+        "{}",
+        s.message()
+    );
+    assert!(
+        s.message().contains(&format!("offsets {lost_from}..{b3}")),
+        "{}",
+        s.message()
+    );
+    let r = c
+        .fetch(fetch(b3))
+        .await
+        .expect("after the gap")
+        .into_inner();
+    assert!(!r.records.is_empty());
+
+    // A consumer from the beginning gets every record before the gap, then
+    // the error: never a record from after it.
+    let client = broker.client().await;
+    let tp = TopicPartition::new("cut", 0);
+    let mut consumer = client.consumer();
+    consumer.assign([tp.clone()]);
+    consumer.seek(&tp, SeekTo::Beginning).await.expect("seek");
+    let mut next = 0;
+    let failure = loop {
+        match consumer.next_record().await.expect("assigned") {
+            Ok(r) => {
+                assert_eq!(r.offset, next, "no offset skipped");
+                next += 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(next, lost_from);
+    assert!(
+        matches!(failure, tidelog::Error::DataLoss(_)),
+        "{failure:?}"
+    );
+}

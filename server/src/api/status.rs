@@ -26,14 +26,18 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
         BrokerError::DiskFull { .. } => (Code::Unavailable, R::StorageUnavailable),
         // Damaged stored data, on this broker's disk or in the bucket: the
         // reason says which copy, neither is retriable.
-        BrokerError::LocalDataLoss { .. } => (Code::DataLoss, R::LocalDataLoss),
+        BrokerError::LocalDataLoss { .. } | BrokerError::MissingOffsets { .. } => {
+            (Code::DataLoss, R::LocalDataLoss)
+        }
         BrokerError::Tiering(TieringError::Corrupt { .. }) => (Code::DataLoss, R::RemoteDataLoss),
         BrokerError::Tiering(_) => (Code::Unavailable, R::StorageUnavailable),
         BrokerError::Log(l) => match l {
             LogError::Corrupt(_) => (Code::InvalidArgument, R::CorruptBatch),
             // Only reached if a caller did not attach the partition (see
             // `Partition::fetch`); still stored data, still data loss.
-            LogError::Damaged { .. } => (Code::DataLoss, R::LocalDataLoss),
+            LogError::Damaged { .. } | LogError::Missing { .. } => {
+                (Code::DataLoss, R::LocalDataLoss)
+            }
             LogError::RecordTooLarge { .. } => (Code::InvalidArgument, R::RecordTooLarge),
             LogError::OutOfOrderSequence { .. } => {
                 (Code::FailedPrecondition, R::OutOfOrderSequence)

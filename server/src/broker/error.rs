@@ -58,6 +58,16 @@ pub enum BrokerError {
         /// Offset, position and what is wrong.
         batch: DamagedBatch,
     },
+    /// Offsets below the log end that this broker's disk no longer holds.
+    #[error("data loss in partition {partition}: offsets {from}..{to} are missing from this broker's disk (a damaged segment was cut short when the broker started); read from offset {to} to go past them")]
+    MissingOffsets {
+        /// `topic/partition`.
+        partition: String,
+        /// First missing offset.
+        from: i64,
+        /// First offset held again.
+        to: i64,
+    },
     /// A failure outside the log (metadata files and the like).
     #[error("storage error: {0}")]
     Storage(String),

@@ -243,7 +243,10 @@ impl Partition {
             if offset < local_start {
                 (None, local_start, end)
             } else {
-                (log.plan_read(offset, hw)?, local_start, end)
+                let plan = log
+                    .plan_read(offset, hw)
+                    .map_err(|e| self.stored_data_error(e, Some(offset)))?;
+                (plan, local_start, end)
             }
         };
         let read = if offset < local_start {
@@ -307,6 +310,15 @@ impl Partition {
                     reading,
                     path,
                     batch,
+                }
+            }
+            LogError::Missing { from, to } => {
+                self.local_corrupt.inc();
+                tracing::error!(partition = %self.label, from, to, "offsets missing from local disk");
+                BrokerError::MissingOffsets {
+                    partition: self.label.clone(),
+                    from,
+                    to,
                 }
             }
             other => other.into(),

@@ -28,6 +28,15 @@ pub enum LogError {
         /// Where and what.
         batch: DamagedBatch,
     },
+    /// Offsets below the log end that no local segment holds: recovery cut
+    /// a damaged segment short. Never skipped silently.
+    #[error("offsets {from}..{to} are missing from this broker's disk")]
+    Missing {
+        /// First missing offset.
+        from: i64,
+        /// First offset held again.
+        to: i64,
+    },
     /// A log was to be created where one exists already.
     #[error("{0} already holds a log")]
     LogExists(PathBuf),

@@ -423,6 +423,15 @@ impl PartitionLog {
         else {
             return Ok(None);
         };
+        // The next segment starts past `offset`: these offsets were lost
+        // (a damaged segment cut short at recovery). Serving the next
+        // segment would skip them without a word.
+        if seg.base_offset() > offset {
+            return Err(LogError::Missing {
+                from: offset,
+                to: seg.base_offset(),
+            });
+        }
         Ok(Some(seg.read_plan(seg.position_for_offset(offset))))
     }
 
