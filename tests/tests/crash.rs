@@ -171,28 +171,34 @@ async fn torn_tail_is_truncated_at_startup() {
     assert_eq!(b.value.as_deref(), Some(&b"next"[..]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn damaged_index_files_are_rebuilt() {
-    let mut broker = BrokerProcess::start();
-    let client = broker.client().await;
-    client
-        .admin()
-        .create_topic(NewTopic::new("idx", 1).config("segment.bytes", "8192"))
-        .await
-        .expect("create");
-    // Small batches so the records spread over several segments however
-    // fast they are queued (one 40 KB batch would fill a single segment).
+/// Creates `topic` with 8 KiB segments and writes `value-00000` …
+/// `value-01999` to it in small batches, so the records spread over several
+/// segments however fast they are queued (one 40 KB batch would fill a
+/// single segment).
+async fn fill_small_segments(client: &tidelog::Client, topic: &str, config: &[(&str, &str)]) {
+    let mut new = NewTopic::new(topic, 1).config("segment.bytes", "8192");
+    for (k, v) in config {
+        new = new.config(*k, *v);
+    }
+    client.admin().create_topic(new).await.expect("create");
     let producer = client.producer_with(ProducerConfig {
         batch_bytes: 1024,
         ..ProducerConfig::default()
     });
     for i in 0..2000 {
         producer
-            .enqueue(ProducerRecord::new("idx", format!("value-{i:05}")))
+            .enqueue(ProducerRecord::new(topic, format!("value-{i:05}")))
             .await
             .expect("enqueue");
     }
     producer.flush().await.expect("flush");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_index_files_are_rebuilt() {
+    let mut broker = BrokerProcess::start();
+    let client = broker.client().await;
+    fill_small_segments(&client, "idx", &[]).await;
     assert!(broker.terminate());
     let dir = broker.data_dir.join("topics/idx/0");
     let mut damaged = 0;
@@ -388,27 +394,7 @@ async fn offsets_lost_from_a_damaged_sealed_segment_are_never_skipped_silently()
     use tidelog_proto::v1::{consumer_client::ConsumerClient, FetchRequest};
     let mut broker = BrokerProcess::start();
     let client = broker.client().await;
-    client
-        .admin()
-        .create_topic(
-            NewTopic::new("cut", 1)
-                .config("segment.bytes", "8192")
-                .config("remote.storage.enable", "false"),
-        )
-        .await
-        .expect("create");
-    let producer = client.producer_with(ProducerConfig {
-        batch_bytes: 1024,
-        ..ProducerConfig::default()
-    });
-    for i in 0..2000 {
-        producer
-            .enqueue(ProducerRecord::new("cut", format!("value-{i:05}")))
-            .await
-            .expect("enqueue");
-    }
-    producer.flush().await.expect("flush");
-    drop(producer);
+    fill_small_segments(&client, "cut", &[("remote.storage.enable", "false")]).await;
     drop(client);
     assert!(broker.terminate());
 
