@@ -97,6 +97,9 @@ pub struct ServeConfig {
     /// Producers get a retriable STORAGE_UNAVAILABLE while the log data on
     /// local disk exceeds this many bytes (uploads behind); 0: off.
     pub local_disk_high_water_bytes: u64,
+    /// Open partitions whose log ends below their recovery point (segment
+    /// data missing), continuing at the recovery point (`--accept-data-loss`).
+    pub accept_data_loss: bool,
 }
 
 impl Default for ServeConfig {
@@ -129,6 +132,7 @@ impl Default for ServeConfig {
             log_local_retention_ms: log.local_retention_ms,
             log_local_retention_bytes: log.local_retention_bytes,
             local_disk_high_water_bytes: 0,
+            accept_data_loss: false,
         }
     }
 }
@@ -328,6 +332,7 @@ impl ServeConfig {
             log_defaults: self.log_defaults(),
             retention_check_interval: Duration::from_millis(self.retention_check_interval_ms),
             local_disk_high_water_bytes: self.local_disk_high_water_bytes,
+            accept_data_loss: self.accept_data_loss,
         }
     }
 }

@@ -544,3 +544,67 @@ pub async fn list_offsets_raw(
         (r.offset, r.timestamp_ms)
     })
 }
+
+/// Creates `topic` with 8 KiB segments and writes `value-00000` …
+/// `value-01999` to it in small batches, so the records spread over several
+/// segments however fast they are queued (one 40 KB batch would fill a
+/// single segment).
+pub async fn fill_small_segments(client: &tidelog::Client, topic: &str, config: &[(&str, &str)]) {
+    let mut new = tidelog::NewTopic::new(topic, 1).config("segment.bytes", "8192");
+    for (k, v) in config {
+        new = new.config(*k, *v);
+    }
+    client.admin().create_topic(new).await.expect("create");
+    let producer = client.producer_with(tidelog::ProducerConfig {
+        batch_bytes: 1024,
+        ..tidelog::ProducerConfig::default()
+    });
+    for i in 0..2000 {
+        producer
+            .enqueue(tidelog::ProducerRecord::new(topic, format!("value-{i:05}")))
+            .await
+            .expect("enqueue");
+    }
+    producer.flush().await.expect("flush");
+}
+
+/// The base offsets of a partition directory's segments, in order.
+pub fn segment_bases(dir: &Path) -> Vec<i64> {
+    let mut bases: Vec<i64> = std::fs::read_dir(dir)
+        .expect("partition dir")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".log")?.parse().ok()
+        })
+        .collect();
+    bases.sort_unstable();
+    bases
+}
+
+/// Byte positions where the batches of a segment file start (walking the
+/// length fields, as a reader of `proto/FORMAT.md` would).
+pub fn batch_positions(segment: &Path) -> Vec<u64> {
+    let bytes = std::fs::read(segment).expect("segment");
+    let mut out = vec![];
+    let mut pos = 0usize;
+    while pos + 12 <= bytes.len() {
+        out.push(pos as u64);
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&bytes[pos + 8..pos + 12]);
+        pos += 12 + u32::from_le_bytes(len) as usize;
+    }
+    out
+}
+
+/// XORs `mask` into the byte at `at` of `path`.
+pub fn flip_byte(path: &Path, at: u64, mask: u8) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open for damage");
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).expect("read byte");
+    f.write_all_at(&[b[0] ^ mask], at).expect("write byte");
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tidelog::{NewTopic, OffsetSpec, ProducerConfig, ProducerRecord, SeekTo, TopicPartition};
-use tidelog_e2e::BrokerProcess;
+use tidelog_e2e::{fill_small_segments, BrokerProcess};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_kill_9_in_order() {
@@ -143,7 +143,7 @@ async fn torn_tail_is_truncated_at_startup() {
     drop(f);
     broker.start_again();
     assert!(
-        broker.log().contains("truncated a torn or corrupt tail"),
+        broker.log().contains("truncated a torn tail"),
         "{}",
         broker.log()
     );
@@ -169,29 +169,6 @@ async fn torn_tail_is_truncated_at_startup() {
     let b = s.next().await.expect("open").expect("record");
     assert_eq!(a.value.as_deref(), Some(&b"v99"[..]));
     assert_eq!(b.value.as_deref(), Some(&b"next"[..]));
-}
-
-/// Creates `topic` with 8 KiB segments and writes `value-00000` …
-/// `value-01999` to it in small batches, so the records spread over several
-/// segments however fast they are queued (one 40 KB batch would fill a
-/// single segment).
-async fn fill_small_segments(client: &tidelog::Client, topic: &str, config: &[(&str, &str)]) {
-    let mut new = NewTopic::new(topic, 1).config("segment.bytes", "8192");
-    for (k, v) in config {
-        new = new.config(*k, *v);
-    }
-    client.admin().create_topic(new).await.expect("create");
-    let producer = client.producer_with(ProducerConfig {
-        batch_bytes: 1024,
-        ..ProducerConfig::default()
-    });
-    for i in 0..2000 {
-        producer
-            .enqueue(ProducerRecord::new(topic, format!("value-{i:05}")))
-            .await
-            .expect("enqueue");
-    }
-    producer.flush().await.expect("flush");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -384,10 +361,10 @@ async fn a_damaged_batch_on_local_disk_is_data_loss_not_a_bad_request() {
     assert_eq!(r.next_offset, 3);
 }
 
-/// A sealed segment damaged in the middle is cut short when the broker
-/// starts; the offsets it lost must never be skipped silently: a read
-/// that reaches them gets DATA_LOSS naming the range, the records before
-/// and after stay readable.
+/// A sealed segment damaged in the middle is never cut short: recovery
+/// finds the next intact batch, and the damaged batch's offsets are never
+/// skipped silently — a read that reaches them gets DATA_LOSS naming
+/// exactly their range, the records before and after stay readable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_lost_from_a_damaged_sealed_segment_are_never_skipped_silently() {
     use std::os::unix::fs::FileExt;
@@ -426,9 +403,15 @@ async fn offsets_lost_from_a_damaged_sealed_segment_are_never_skipped_silently()
     let mut base = [0u8; 8];
     f.read_exact_at(&mut base, pos).expect("base offset");
     let lost_from = i64::from_le_bytes(base);
+    let mut len = [0u8; 4];
+    f.read_exact_at(&mut len, pos + 8).expect("length");
+    f.read_exact_at(&mut base, pos + 12 + u64::from(u32::from_le_bytes(len)))
+        .expect("next base offset");
+    let lost_to = i64::from_le_bytes(base);
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, pos + 60).expect("byte");
     f.write_all_at(&[b[0] ^ 0xff], pos + 60).expect("flip");
+    let size = f.metadata().expect("stat").len();
     drop(f);
     for ext in ["index", "timeindex"] {
         std::fs::remove_file(dir.join(format!("{b2:020}.{ext}"))).expect("drop index");
@@ -451,16 +434,23 @@ async fn offsets_lost_from_a_damaged_sealed_segment_are_never_skipped_silently()
         s.message()
     );
     assert!(
-        s.message().contains(&format!("offsets {lost_from}..{b3}")),
+        s.message().contains(&format!("offsets {lost_from}..{lost_to}")),
         "{}",
         s.message()
     );
-    let r = c
-        .fetch(fetch(b3))
-        .await
-        .expect("after the gap")
-        .into_inner();
-    assert!(!r.records.is_empty());
+    assert_eq!(
+        std::fs::metadata(&seg).expect("stat").len(),
+        size,
+        "a sealed segment is never truncated"
+    );
+    for from in [lost_to, b3] {
+        let r = c
+            .fetch(fetch(from))
+            .await
+            .expect("after the damage")
+            .into_inner();
+        assert!(!r.records.is_empty());
+    }
 
     // A consumer from the beginning gets every record before the gap, then
     // the error: never a record from after it.

@@ -45,7 +45,10 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
             LogError::ProducerFenced { .. } => (Code::FailedPrecondition, R::ProducerFenced),
             LogError::DuplicateSequence { .. } => (Code::AlreadyExists, R::DuplicateSequenceNumber),
             LogError::OffsetOutOfRange { .. } => (Code::OutOfRange, R::OffsetOutOfRange),
-            LogError::Io { .. } | LogError::Failed(_) | LogError::LogExists(_) => {
+            LogError::Io { .. }
+            | LogError::Failed(_)
+            | LogError::LogExists(_)
+            | LogError::BelowRecoveryPoint { .. } => {
                 (Code::Unavailable, R::StorageUnavailable)
             }
         },

@@ -58,15 +58,18 @@ pub enum BrokerError {
         /// Offset, position and what is wrong.
         batch: DamagedBatch,
     },
-    /// Offsets below the log end that this broker's disk no longer holds.
-    #[error("data loss in partition {partition}: offsets {from}..{to} are missing from this broker's disk (a damaged segment was cut short when the broker started); read from offset {to} to go past them")]
+    /// Offsets below the log end that this broker's disk cannot serve
+    /// (damaged or missing bytes) and the bucket does not hold either.
+    #[error("data loss in partition {partition}: offsets {from}..{to} are damaged or missing on this broker's disk ({detail}); read from offset {to} to go past them")]
     MissingOffsets {
         /// `topic/partition`.
         partition: String,
-        /// First missing offset.
+        /// First offset that cannot be read.
         from: i64,
-        /// First offset held again.
+        /// First offset readable again.
         to: i64,
+        /// What was found, and where.
+        detail: String,
     },
     /// A failure outside the log (metadata files and the like).
     #[error("storage error: {0}")]

@@ -60,6 +60,9 @@ pub struct BrokerSettings {
     pub retention_check_interval: Duration,
     /// Refuse produce (retriable) while local log bytes exceed this; 0: off.
     pub local_disk_high_water_bytes: u64,
+    /// Open partitions whose log ends below their recovery point (segment
+    /// data missing), continuing at the recovery point.
+    pub accept_data_loss: bool,
 }
 
 /// The broker.
@@ -190,6 +193,7 @@ impl Broker {
                 cfg.clone(),
                 &self.metrics,
                 remote,
+                self.settings.accept_data_loss,
             )?);
         }
         let cancel = self.shutdown.child_token();

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::BrokerError;
 use crate::log::{
-    AppendResult, IncomingBatch, LogConfig, LogError, LogStats, PartitionLog, ReadOutcome,
+    recovery_point, AppendResult, IncomingBatch, LogConfig, LogError, LogStats, PartitionLog, ReadOutcome,
     RemoteBounds, SealedSegment,
 };
 use crate::metrics::Metrics;
@@ -74,6 +74,8 @@ pub struct Partition {
     local_corrupt: IntCounter,
     /// The remote (bucket) side, when tiering is on.
     remote: Option<Arc<RemotePartition>>,
+    /// The log's directory (for the recovery point).
+    dir: std::path::PathBuf,
 }
 
 fn now_ms() -> i64 {
@@ -90,12 +92,18 @@ impl Partition {
         config: LogConfig,
         metrics: &Metrics,
         remote: Option<Arc<RemotePartition>>,
+        accept_data_loss: bool,
     ) -> Result<Arc<Self>, BrokerError> {
-        let log = PartitionLog::open(dir, config, now_ms())?;
+        let log = PartitionLog::open(dir, config, now_ms(), accept_data_loss)?;
         // After a process crash the page cache may hold data not yet on disk:
         // fsync it before readers can see it.
         log.sync_active()?;
         let end = log.log_end_offset();
+        recovery_point::write(dir, end)?;
+        let damaged = log.damaged_ranges();
+        if damaged > 0 {
+            metrics.local_corrupt.inc_by(damaged as u64);
+        }
         let (high_watermark, _) = watch::channel(end);
         Ok(Arc::new(Partition {
             id,
@@ -111,6 +119,7 @@ impl Partition {
             fsync_latency: metrics.fsync_latency.clone(),
             local_corrupt: metrics.local_corrupt.clone(),
             remote,
+            dir: dir.to_path_buf(),
         }))
     }
 
@@ -165,6 +174,7 @@ impl Partition {
     /// The group-commit loop: fsync whenever something was written, then
     /// raise the high watermark. Ends on shutdown after a final fsync.
     pub async fn run_flusher(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut recovery_point_at = Instant::now();
         loop {
             let stopping = tokio::select! {
                 _ = self.dirty.notified() => false,
@@ -181,6 +191,10 @@ impl Partition {
                 match res {
                     Ok(Ok(())) => {
                         self.high_watermark.send_replace(target);
+                        if recovery_point_at.elapsed() >= recovery_point::INTERVAL {
+                            recovery_point_at = Instant::now();
+                            self.write_recovery_point(target).await;
+                        }
                     }
                     Ok(Err(e)) => {
                         self.fail(format!("fsync failed: {e}"));
@@ -192,8 +206,27 @@ impl Partition {
                     }
                 }
             }
-            if stopping || self.failed.lock().is_some() {
+            if self.failed.lock().is_some() {
                 return;
+            }
+            if stopping {
+                self.write_recovery_point(self.high_watermark()).await;
+                return;
+            }
+        }
+    }
+
+    /// Records `offset` as durable in the recovery point (off the runtime
+    /// threads). A failure is logged: the point only lags, data is safe.
+    async fn write_recovery_point(&self, offset: i64) {
+        let dir = self.dir.clone();
+        match tokio::task::spawn_blocking(move || recovery_point::write(&dir, offset)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(partition = %self.label, error = %e, "could not write the recovery point")
+            }
+            Err(e) => {
+                tracing::warn!(partition = %self.label, error = %e, "recovery point task failed")
             }
         }
     }
@@ -236,18 +269,14 @@ impl Partition {
         max_bytes: usize,
         hw: i64,
     ) -> Result<FetchResult, BrokerError> {
-        let (plan, local_start, end) = {
+        // Planned under the same lock as the bounds, so retention cannot
+        // remove the segment in between.
+        let (planned, local_start, end) = {
             let log = self.log.lock();
             let local_start = log.log_start_offset();
             let end = log.log_end_offset();
-            if offset < local_start {
-                (None, local_start, end)
-            } else {
-                let plan = log
-                    .plan_read(offset, hw)
-                    .map_err(|e| self.stored_data_error(e, Some(offset)))?;
-                (plan, local_start, end)
-            }
+            let planned = (offset >= local_start).then(|| log.plan_read(offset, hw));
+            (planned, local_start, end)
         };
         let read = if offset < local_start {
             let remote = match &self.remote {
@@ -257,8 +286,8 @@ impl Partition {
             match remote {
                 RemoteRead::Served(read) => read,
                 RemoteRead::ReadLocally => {
-                    let plan = self.log.lock().plan_read(local_start, hw)?;
-                    self.read_local(plan, local_start, hw, max_bytes).await?
+                    let planned = self.log.lock().plan_read(local_start, hw);
+                    self.read_local(planned, local_start, hw, max_bytes).await?
                 }
                 RemoteRead::NotHeld => {
                     return Err(LogError::OffsetOutOfRange {
@@ -270,55 +299,125 @@ impl Partition {
                 }
             }
         } else {
-            self.read_local(plan, offset, hw, max_bytes).await?
+            let planned = planned.unwrap_or(Ok(None));
+            self.read_local(planned, offset, hw, max_bytes).await?
         };
+        Ok(self.served(read, hw))
+    }
+
+    fn served(&self, read: ReadOutcome, hw: i64) -> FetchResult {
         self.bytes_out.inc_by(read.bytes.len() as u64);
         self.records_out.inc_by(read.records);
-        Ok(FetchResult {
+        FetchResult {
             read,
             high_watermark: hw,
             log_start_offset: self.log_start_offset(),
-        })
+        }
     }
 
-    /// Runs a planned local read (outside the lock).
+    /// Runs a local read planned under the lock. Damaged bytes a read
+    /// meets are located and recorded first: a read past them is planned
+    /// again (once), a read inside them goes to
+    /// [`Self::read_past_local_damage`].
     async fn read_local(
         &self,
-        plan: Option<crate::log::ReadPlan>,
+        planned: Result<Option<crate::log::ReadPlan>, LogError>,
         offset: i64,
         hw: i64,
         max_bytes: usize,
     ) -> Result<ReadOutcome, BrokerError> {
-        match plan {
-            Some(plan) => plan
-                .read(offset, hw, max_bytes)
-                .await
-                .map_err(|e| self.stored_data_error(e, Some(offset))),
-            None => Ok(ReadOutcome::default()),
+        let mut planned = planned;
+        for attempt in 0..2 {
+            let result = match planned {
+                Ok(Some(plan)) => plan.read(offset, hw, max_bytes).await,
+                Ok(None) => return Ok(ReadOutcome::default()),
+                Err(e) => Err(e),
+            };
+            let (from, to, detail) = match result {
+                Ok(read) => return Ok(read),
+                Err(LogError::Missing { from, to }) => {
+                    (from, to, "found when the broker started".to_string())
+                }
+                Err(LogError::Damaged { path, batch }) if attempt == 0 => {
+                    let from = batch.offset.unwrap_or(offset).min(offset);
+                    let to = self.locate_damage(from, batch.position).await?;
+                    if offset >= to {
+                        // The damage lies before the offset asked for.
+                        planned = self.log.lock().plan_read(offset, hw);
+                        continue;
+                    }
+                    (from, to, format!("{batch} in {}", path.display()))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            return self
+                .read_past_local_damage(offset, from, to, detail, hw, max_bytes)
+                .await;
         }
+        Err(BrokerError::Storage(format!(
+            "partition {}: a read at offset {offset} kept meeting damaged data",
+            self.label
+        )))
     }
 
-    /// Damaged data on this broker's disk is data loss (counted, logged,
-    /// with the partition named), not a client's bad request.
-    fn stored_data_error(&self, e: LogError, reading: Option<i64>) -> BrokerError {
+    /// Finds where damage at byte `position` (expected to start at offset
+    /// `from`) ends, records the range in the log, and counts it once.
+    async fn locate_damage(&self, from: i64, position: u64) -> Result<i64, BrokerError> {
+        let probe = self.log.lock().damage_probe(from);
+        let Some(probe) = probe else {
+            return Ok(from + 1);
+        };
+        let (to, resume) = tokio::task::spawn_blocking(move || probe.damage_end(from, position))
+            .await
+            .map_err(|e| BrokerError::Storage(format!("damage probe: {e}")))??;
+        if self.log.lock().note_damaged(from, to, resume) {
+            self.local_corrupt.inc();
+            tracing::error!(partition = %self.label, from, to, "stored batches are damaged; reads of these offsets are DATA_LOSS unless the bucket holds them");
+        }
+        Ok(to)
+    }
+
+    /// A local read at `offset` met damaged or missing offsets
+    /// `[from, to)`: served from the bucket when the bucket holds them
+    /// (its copy was uploaded before the damage, and is checked on its
+    /// own), otherwise `DATA_LOSS` naming the range. Never skipped, never
+    /// retried.
+    async fn read_past_local_damage(
+        &self,
+        offset: i64,
+        from: i64,
+        to: i64,
+        detail: String,
+        hw: i64,
+        max_bytes: usize,
+    ) -> Result<ReadOutcome, BrokerError> {
+        if let Some(rp) = &self.remote {
+            if let RemoteRead::Served(read) = rp.read(offset, to, hw, max_bytes).await? {
+                tracing::debug!(partition = %self.label, offset, "served damaged local offsets from the bucket");
+                return Ok(read);
+            }
+        }
+        tracing::warn!(partition = %self.label, offset, from, to, "read of damaged or missing offsets");
+        Err(BrokerError::MissingOffsets {
+            partition: self.label.clone(),
+            from: offset.max(from),
+            to,
+            detail,
+        })
+    }
+
+    /// Damaged data met by a timestamp lookup is data loss (counted,
+    /// logged, with the partition named), not a client's bad request.
+    fn stored_data_error(&self, e: LogError) -> BrokerError {
         match e {
             LogError::Damaged { path, batch } => {
                 self.local_corrupt.inc();
                 tracing::error!(partition = %self.label, path = %path.display(), %batch, "stored batch is damaged");
                 BrokerError::LocalDataLoss {
                     partition: self.label.clone(),
-                    reading,
+                    reading: None,
                     path,
                     batch,
-                }
-            }
-            LogError::Missing { from, to } => {
-                self.local_corrupt.inc();
-                tracing::error!(partition = %self.label, from, to, "offsets missing from local disk");
-                BrokerError::MissingOffsets {
-                    partition: self.label.clone(),
-                    from,
-                    to,
                 }
             }
             other => other.into(),
@@ -342,7 +441,7 @@ impl Partition {
                 let found = plan
                     .find_timestamp(ts)
                     .await
-                    .map_err(|e| self.stored_data_error(e, None))?;
+                    .map_err(|e| self.stored_data_error(e))?;
                 Ok(found.filter(|(off, _)| *off < hw))
             }
             None => Ok(None),

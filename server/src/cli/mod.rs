@@ -63,6 +63,12 @@ struct ServeArgs {
     /// [default: file://<data-dir>-bucket]. Env: TIDELOG_OBJECT_STORE.
     #[arg(long)]
     object_store: Option<String>,
+    /// Open partitions whose log ends below its recovery point (segment
+    /// files missing), continuing at the recovery point so no offset is
+    /// reused; the lost offsets read as DATA_LOSS. For one start after an
+    /// operator has looked. Env: TIDELOG_ACCEPT_DATA_LOSS=true.
+    #[arg(long)]
+    accept_data_loss: bool,
 }
 
 /// Connection flags of the client commands (and `bench`). They are global
@@ -157,6 +163,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     if let Some(o) = args.object_store {
         cfg.object_store = o;
+    }
+    if args.accept_data_loss {
+        cfg.accept_data_loss = true;
     }
     init_tracing(&cfg.log_format);
     crate::serve::run(cfg).await.map_err(|e| e.to_string())

@@ -34,7 +34,8 @@ use super::error::LogError;
 pub struct DamagedBatch {
     /// Byte position of the damaged batch in its segment.
     pub position: u64,
-    /// The batch's first offset, when its header could be read.
+    /// The offset the batch should start at, when known (from the index
+    /// entry or the batch before it, else its own header).
     pub offset: Option<i64>,
     /// What is wrong.
     pub detail: String,
@@ -85,13 +86,26 @@ fn parse_header<S: SegmentBytes>(
     seg: &S,
     bytes: &[u8],
     position: u64,
+    expect: Option<i64>,
 ) -> Result<BatchHeader, S::Error> {
     BatchHeader::parse(bytes).map_err(|e| {
         seg.damaged(DamagedBatch {
             position,
-            offset: None,
+            offset: expect,
             detail: e.to_string(),
         })
+    })
+}
+
+/// A batch at `pos` that does not start where the previous one ended.
+fn discontinuity<S: SegmentBytes>(seg: &S, pos: u64, expected: i64, h: &BatchHeader) -> S::Error {
+    seg.damaged(DamagedBatch {
+        position: pos,
+        offset: Some(expected),
+        detail: format!(
+            "the batch there claims base offset {} where offset {expected} was expected (a damaged header or missing data)",
+            h.base_offset
+        ),
     })
 }
 
@@ -117,12 +131,13 @@ fn check_within<S: SegmentBytes>(
 }
 
 /// Reads whole batches from byte `start` (an index position at or before
-/// `offset`): skips batches that end before `offset`, stops before batches
+/// `offset`, holding the batch at `start_offset` when known): skips batches that end before `offset`, stops before batches
 /// at or past `visible_end`, and returns at least one batch (if any) and
 /// otherwise at most about `max_bytes`. Every batch is CRC-checked.
 pub async fn read_batches<S: SegmentBytes>(
     seg: &S,
     start: u64,
+    start_offset: Option<i64>,
     offset: i64,
     visible_end: i64,
     max_bytes: usize,
@@ -130,15 +145,25 @@ pub async fn read_batches<S: SegmentBytes>(
     // Skip batches before `offset` header by header; the sparse index puts
     // us at most one index interval away.
     let mut pos = start;
+    let mut expect = start_offset;
     let first = loop {
         if pos + HEADER_LEN as u64 > seg.size() {
             return Ok(ReadOutcome::default());
         }
         let hb = seg.read_at(pos, HEADER_LEN as u64).await?;
-        let h = parse_header(seg, &hb, pos)?;
+        let h = parse_header(seg, &hb, pos, expect)?;
+        // The index puts us at a batch at or before `offset`, and batches
+        // follow each other without gaps: anything else is a damaged base
+        // offset (outside the CRC) or missing data, never a batch to serve.
+        match expect {
+            Some(e) if h.base_offset != e => return Err(discontinuity(seg, pos, e, &h)),
+            None if h.base_offset > offset => return Err(discontinuity(seg, pos, offset, &h)),
+            _ => {}
+        }
         if h.next_offset() > offset {
             break h;
         }
+        expect = Some(h.next_offset());
         pos += h.total_len() as u64;
     };
     if first.base_offset >= visible_end {
@@ -152,17 +177,20 @@ pub async fn read_batches<S: SegmentBytes>(
     seg.read_ahead(pos + want);
     let mut cut = 0usize;
     let mut records = 0u64;
-    let mut next_offset = 0;
+    let mut next_offset = first.base_offset;
     // Damage stops the read there: the good batches before it are served,
     // and only a read that starts at the damaged batch reports it.
     while buf.len() - cut >= HEADER_LEN {
         let at = pos + cut as u64;
-        let h = match parse_header(seg, &buf[cut..], at) {
+        let h = match parse_header(seg, &buf[cut..], at, Some(next_offset)) {
             Ok(h) => h,
             Err(_) if cut > 0 => break,
             Err(e) => return Err(e),
         };
         if h.base_offset >= visible_end || cut + h.total_len() > buf.len() {
+            break;
+        }
+        if cut > 0 && h.base_offset != next_offset {
             break;
         }
         if let Err(e) = h.verify_crc(&buf[cut..cut + h.total_len()]) {
@@ -201,7 +229,7 @@ pub async fn find_timestamp<S: SegmentBytes>(
     let mut pos = start;
     while pos + HEADER_LEN as u64 <= seg.size() {
         let hb = seg.read_at(pos, HEADER_LEN as u64).await?;
-        let h = parse_header(seg, &hb, pos)?;
+        let h = parse_header(seg, &hb, pos, None)?;
         if h.max_timestamp >= ts {
             let len = h.total_len() as u64;
             check_within(seg, &h, pos, len)?;
@@ -234,6 +262,8 @@ pub struct ReadPlan {
     pub(super) path: Arc<Path>,
     /// Where reading starts (an index position).
     pub start: u64,
+    /// The offset of the batch at `start`, when known (local reads).
+    pub start_offset: Option<i64>,
     pub(super) end: u64,
 }
 
@@ -245,7 +275,7 @@ impl ReadPlan {
         visible_end: i64,
         max_bytes: usize,
     ) -> Result<ReadOutcome, LogError> {
-        read_batches(self, self.start, offset, visible_end, max_bytes).await
+        read_batches(self, self.start, self.start_offset, offset, visible_end, max_bytes).await
     }
 
     /// [`find_timestamp`] from the planned position.
@@ -304,6 +334,7 @@ mod tests {
             file: Arc::new(file),
             path: Arc::from(path.as_path()),
             start: 0,
+            start_offset: Some(0),
             end: data.len() as u64,
         }
     }

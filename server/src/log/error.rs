@@ -37,6 +37,17 @@ pub enum LogError {
         /// First offset held again.
         to: i64,
     },
+    /// The log ends below offsets it once made durable: segment data is
+    /// missing. Opening would hand those offsets out again.
+    #[error("{dir}: the log ends at offset {end} but offsets up to {recovery_point} were made durable and acknowledged (its recovery point); segment data is missing. Put the missing segment files back, or start the broker with --accept-data-loss to continue at offset {recovery_point} (offsets {end}..{recovery_point} then read as DATA_LOSS)", dir = dir.display())]
+    BelowRecoveryPoint {
+        /// The partition directory.
+        dir: PathBuf,
+        /// Where the recovered log ends.
+        end: i64,
+        /// The recorded recovery point.
+        recovery_point: i64,
+    },
     /// A log was to be created where one exists already.
     #[error("{0} already holds a log")]
     LogExists(PathBuf),

@@ -58,9 +58,29 @@ impl OffsetIndex {
         }
     }
 
+    /// The last indexed batch at or before `rel_offset`: its relative
+    /// offset and position (`(0, 0)`, the segment's start, when none is).
+    pub fn lookup_entry(&self, rel_offset: u32) -> (u32, u32) {
+        let i = self.entries.partition_point(|e| e.rel_offset <= rel_offset);
+        match i {
+            0 => (0, 0),
+            _ => (self.entries[i - 1].rel_offset, self.entries[i - 1].position),
+        }
+    }
+
     /// True when there is no entry.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Adds an entry where it belongs in order (an entry past damage a
+    /// read found, so later reads start beyond it).
+    pub fn insert(&mut self, e: OffsetEntry) {
+        let i = self.entries.partition_point(|x| x.rel_offset < e.rel_offset);
+        if self.entries.get(i).is_some_and(|x| x.rel_offset == e.rel_offset) {
+            return;
+        }
+        self.entries.insert(i, e);
     }
 
     /// Serialises the entries in file format.

@@ -7,7 +7,9 @@ pub mod error;
 pub mod index;
 pub mod partition_log;
 pub mod producer_state;
+pub mod recovery_point;
 pub mod segment;
+pub mod segment_scan;
 
 pub use batch_read::{DamagedBatch, ReadOutcome, ReadPlan, SegmentBytes};
 pub use error::LogError;

@@ -14,7 +14,9 @@ use tidelog_proto::batch::{stamp_batch, BatchHeader, HEADER_LEN};
 use super::batch_read::ReadPlan;
 use super::error::LogError;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
-use super::segment::Segment;
+use super::recovery_point;
+use super::segment::{OpenMode, Segment};
+use super::segment_scan::DamageProbe;
 
 /// Settings of one partition's log (the topic config, resolved).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,9 +171,18 @@ fn parse_stem(name: &str, ext: &str) -> Option<i64> {
 
 impl PartitionLog {
     /// Opens (or creates) the log in `dir`, recovering from a crash: the
-    /// active segment is scanned and its torn tail truncated; sealed
-    /// segments are trusted if their index files check out.
-    pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Self, LogError> {
+    /// active segment is scanned and only a torn tail past the recovery
+    /// point is truncated; damaged batches anywhere are kept and reported
+    /// as damaged ranges (see `segment_scan`); sealed segments are trusted
+    /// if their index files check out. A log that ends below its recovery
+    /// point is refused unless `accept_data_loss`, which continues at the
+    /// recovery point so no offset is handed out twice.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        now_ms: i64,
+        accept_data_loss: bool,
+    ) -> Result<Self, LogError> {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
@@ -181,17 +192,18 @@ impl PartitionLog {
             if let Some(base) = parse_stem(&name, ".log") {
                 bases.push(base);
             } else if name.ends_with(".tmp") {
-                // A snapshot interrupted mid-write.
+                // A snapshot or recovery point interrupted mid-write.
                 let _ = std::fs::remove_file(entry.path());
             }
         }
         bases.sort_unstable();
+        let recovery_point = recovery_point::read(dir);
         let mut segments = BTreeMap::new();
         let mut producers = ProducerStateTable::default();
-        let last = bases.last().copied();
         let mut expected_next: Option<i64> = None;
-        for base in bases {
-            let is_last = Some(base) == last;
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            let is_last = next_base.is_none();
             if is_last {
                 producers = ProducerStateTable::read_snapshot(&snapshot_path(dir, base))
                     .unwrap_or_default();
@@ -201,19 +213,27 @@ impl PartitionLog {
                     producers.record(h, h.base_offset, now_ms);
                 }
             };
-            let (seg, outcome) = Segment::open(
-                dir,
-                base,
-                config.index_interval_bytes,
-                is_last,
-                &mut on_batch,
-            )?;
+            let mode = OpenMode {
+                active: is_last,
+                known_end: if is_last { recovery_point } else { next_base },
+            };
+            let (seg, outcome) =
+                Segment::open(dir, base, config.index_interval_bytes, mode, &mut on_batch)?;
             if outcome.truncated_bytes > 0 {
                 tracing::warn!(
                     dir = %dir.display(),
                     segment = base,
                     bytes = outcome.truncated_bytes,
-                    "truncated a torn or corrupt tail"
+                    "truncated a torn tail (past the recovery point: never acknowledged)"
+                );
+            }
+            for r in seg.damaged() {
+                tracing::error!(
+                    dir = %dir.display(),
+                    segment = base,
+                    from = r.from,
+                    to = r.to,
+                    "damaged batches kept as they are; reads of these offsets are DATA_LOSS (or served from the bucket)"
                 );
             }
             if let Some(expected) = expected_next {
@@ -225,17 +245,39 @@ impl PartitionLog {
             segments.insert(base, seg);
         }
         if segments.is_empty() {
-            let seg = Segment::create(dir, 0, config.index_interval_bytes, now_ms)?;
+            let base = recovery_point.unwrap_or(0);
+            let seg = Segment::create(dir, base, config.index_interval_bytes, now_ms)?;
             sync_dir(dir)?;
-            segments.insert(0, seg);
+            segments.insert(base, seg);
         }
-        Ok(PartitionLog {
+        let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
             segments,
             producers,
             failed: None,
-        })
+        };
+        let end = log.log_end_offset();
+        match recovery_point {
+            Some(rp) if rp > end && !accept_data_loss => {
+                return Err(LogError::BelowRecoveryPoint {
+                    dir: dir.to_path_buf(),
+                    end,
+                    recovery_point: rp,
+                })
+            }
+            Some(rp) if rp > end => {
+                tracing::error!(dir = %dir.display(), from = end, to = rp, "accepting the loss of offsets below the recovery point; the log continues at the recovery point and these offsets read as DATA_LOSS");
+                log.roll_at(rp, now_ms)?;
+            }
+            _ => {}
+        }
+        // Never append after damaged bytes: a later scan could not tell
+        // where the new batches begin.
+        if !log.active().damaged().is_empty() {
+            log.roll(now_ms)?;
+        }
+        Ok(log)
     }
 
     /// Creates an empty log in `dir` whose first offset will be
@@ -258,6 +300,7 @@ impl PartitionLog {
         let seg = Segment::create(dir, base_offset, config.index_interval_bytes, now_ms)?;
         seg.sync()?;
         sync_dir(dir)?;
+        recovery_point::write(dir, base_offset)?;
         Ok(PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -383,10 +426,15 @@ impl PartitionLog {
 
     /// Seals the active segment and starts a new one at the log end.
     pub fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
+        self.roll_at(self.log_end_offset(), now_ms)
+    }
+
+    /// Seals the active segment and starts a new one at `base` (past the
+    /// log end only when recovery accepted a loss).
+    fn roll_at(&mut self, base: i64, now_ms: i64) -> Result<(), LogError> {
         let dir = self.dir.clone();
         let old_base = self.active().base_offset();
         self.active().seal(&dir)?;
-        let base = self.log_end_offset();
         self.producers
             .expire(now_ms, self.config.producer_expiry_ms);
         self.producers.write_snapshot(&snapshot_path(&dir, base))?;
@@ -414,25 +462,32 @@ impl PartitionLog {
         if offset >= visible_end {
             return Ok(None);
         }
-        let Some((_, seg)) = self
-            .segments
-            .range(..=offset)
-            .next_back()
-            .filter(|(_, s)| s.next_offset() > offset)
-            .or_else(|| self.segments.range(offset..).next())
-        else {
+        // The segment holding `offset`, else the first that holds anything
+        // past it (an empty one left by an accepted loss holds nothing).
+        let Some(seg) = self.segment_holding(offset).or_else(|| {
+            self.segments
+                .range(offset..)
+                .map(|(_, s)| s)
+                .find(|s| s.next_offset() > offset)
+        }) else {
             return Ok(None);
         };
         // The next segment starts past `offset`: these offsets were lost
-        // (a damaged segment cut short at recovery). Serving the next
-        // segment would skip them without a word.
+        // (segment data missing). Serving the next segment would skip them
+        // without a word.
         if seg.base_offset() > offset {
             return Err(LogError::Missing {
                 from: offset,
                 to: seg.base_offset(),
             });
         }
-        Ok(Some(seg.read_plan(seg.position_for_offset(offset))))
+        if let Some(r) = seg.damage_at(offset) {
+            return Err(LogError::Missing {
+                from: offset,
+                to: r.to,
+            });
+        }
+        Ok(Some(seg.read_plan_for(offset)))
     }
 
     /// Plans a scan for the first batch with `max_timestamp >= ts`; run it
@@ -542,6 +597,40 @@ impl PartitionLog {
         }
     }
 
+    /// Damaged ranges recovery found (and reads since).
+    pub fn damaged_ranges(&self) -> usize {
+        self.segments.values().map(|s| s.damaged().len()).sum()
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A probe for where damage met by a read at `offset` ends (run it
+    /// outside the lock, then [`PartitionLog::note_damaged`]).
+    pub fn damage_probe(&self, offset: i64) -> Option<DamageProbe> {
+        self.segment_holding(offset).map(Segment::damage_probe)
+    }
+
+    /// Records that a read found `[from, to)` damaged (`resume`: where the
+    /// intact batch at `to` starts); true when it was not known before.
+    pub fn note_damaged(&mut self, from: i64, to: i64, resume: Option<u64>) -> bool {
+        self.segments
+            .range_mut(..=from)
+            .next_back()
+            .filter(|(_, s)| s.next_offset() > from)
+            .is_some_and(|(_, s)| s.note_damaged(from, to, resume))
+    }
+
+    fn segment_holding(&self, offset: i64) -> Option<&Segment> {
+        self.segments
+            .range(..=offset)
+            .next_back()
+            .map(|(_, s)| s)
+            .filter(|s| s.next_offset() > offset)
+    }
+
     /// Fsyncs the active segment (used at shutdown).
     pub fn sync_active(&self) -> Result<(), LogError> {
         self.active().sync()
@@ -566,7 +655,7 @@ mod tests {
         let log = PartitionLog::create_at(&pdir, 2978, LogConfig::default(), 0).expect("create");
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (2978, 2978));
         drop(log);
-        let log = PartitionLog::open(&pdir, LogConfig::default(), 0).expect("reopen");
+        let log = PartitionLog::open(&pdir, LogConfig::default(), 0, false).expect("reopen");
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (2978, 2978));
         assert!(
             PartitionLog::create_at(&pdir, 0, LogConfig::default(), 0).is_err(),

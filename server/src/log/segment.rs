@@ -14,28 +14,51 @@ use tidelog_proto::batch::{BatchHeader, HEADER_LEN};
 
 use super::batch_read::ReadPlan;
 use super::error::LogError;
+use super::segment_scan::DamageProbe;
 use super::index::{
     load_index_file, write_index_file, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex,
 };
 
-/// Bytes read at a time while scanning a segment.
-const SCAN_CHUNK: usize = 1 << 20;
-
 /// A segment file and its in-memory state.
 #[derive(Debug)]
 pub struct Segment {
-    base_offset: i64,
-    next_offset: i64,
-    size: u64,
-    max_timestamp: i64,
+    pub(super) base_offset: i64,
+    pub(super) next_offset: i64,
+    pub(super) size: u64,
+    pub(super) max_timestamp: i64,
     /// Wall-clock ms when the segment was created; drives `segment.ms`.
-    created_ms: i64,
-    file: Arc<File>,
-    log_path: Arc<Path>,
-    index: OffsetIndex,
-    time_index: TimeIndex,
-    bytes_since_index: u64,
-    index_interval: u64,
+    pub(super) created_ms: i64,
+    pub(super) file: Arc<File>,
+    pub(super) log_path: Arc<Path>,
+    pub(super) index: OffsetIndex,
+    pub(super) time_index: TimeIndex,
+    pub(super) bytes_since_index: u64,
+    pub(super) index_interval: u64,
+    /// Offsets this segment should hold but cannot serve: damaged bytes
+    /// found by a recovery scan or a read. Kept, never truncated away.
+    pub(super) damaged: Vec<OffsetRange>,
+}
+
+/// A half-open range of offsets `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetRange {
+    /// First offset.
+    pub from: i64,
+    /// Offset after the last.
+    pub to: i64,
+}
+
+/// How a segment is opened at start-up.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenMode {
+    /// The active (last) segment: always scanned, and a torn tail past
+    /// `known_end` may be truncated.
+    pub active: bool,
+    /// Where this segment's offsets are known to end: the next segment's
+    /// base offset for a sealed one, the recovery point (highest offset
+    /// ever made durable) for the active one. Damage that hides the end
+    /// is reported up to here instead of being cut off.
+    pub known_end: Option<i64>,
 }
 
 /// Paths of a segment's files.
@@ -75,19 +98,19 @@ impl Segment {
             time_index: TimeIndex::default(),
             bytes_since_index: 0,
             index_interval,
+            damaged: Vec::new(),
         })
     }
 
     /// Opens an existing segment. A sealed segment with valid index files is
-    /// opened without reading its data; otherwise (`scan_all`, or missing or
-    /// damaged indexes) every batch is read, checked by CRC, and the file is
-    /// truncated after the last valid batch. `on_batch` sees each valid batch
-    /// of a scan.
+    /// opened without reading its data; otherwise (the active segment, or
+    /// missing or damaged indexes) every batch is read and checked (see
+    /// `segment_scan`). `on_batch` sees each valid batch of a scan.
     pub fn open(
         dir: &Path,
         base_offset: i64,
         index_interval: u64,
-        scan_all: bool,
+        mode: OpenMode,
         on_batch: &mut dyn FnMut(&BatchHeader),
     ) -> Result<(Self, RecoveryOutcome), LogError> {
         let (log_path, index_path, time_path) = segment_paths(dir, base_offset);
@@ -114,13 +137,14 @@ impl Segment {
             time_index: TimeIndex::default(),
             bytes_since_index: 0,
             index_interval,
+            damaged: Vec::new(),
         };
-        if !scan_all {
+        if !mode.active {
             if let Some(outcome) = seg.try_load_indexes(&index_path, &time_path)? {
                 return Ok((seg, outcome));
             }
         }
-        let outcome = seg.scan_and_truncate(on_batch)?;
+        let outcome = seg.scan(mode, on_batch)?;
         Ok((seg, outcome))
     }
 
@@ -167,7 +191,52 @@ impl Segment {
         }))
     }
 
-    fn read_header_at(&self, pos: u64) -> Result<BatchHeader, LogError> {
+    /// Offsets of this segment known to be damaged.
+    pub fn damaged(&self) -> &[OffsetRange] {
+        &self.damaged
+    }
+
+    /// The damaged range holding `offset`, if any.
+    pub fn damage_at(&self, offset: i64) -> Option<OffsetRange> {
+        self.damaged
+            .iter()
+            .find(|r| r.from <= offset && offset < r.to)
+            .copied()
+    }
+
+    /// Records that `[from, to)` cannot be read (damage found by a read);
+    /// `resume` is the byte position of the intact batch at `to`, if any.
+    /// True when the range was not known before.
+    pub fn note_damaged(&mut self, from: i64, to: i64, resume: Option<u64>) -> bool {
+        let to = to.min(self.next_offset);
+        if from >= to || self.damage_at(from).is_some() {
+            return false;
+        }
+        self.damaged.push(OffsetRange { from, to });
+        self.damaged.sort_by_key(|r| r.from);
+        // Reads past the damage must start beyond it, not hop through it.
+        if let (Some(position), Ok(rel_offset)) = (resume, u32::try_from(to - self.base_offset)) {
+            if let Ok(position) = u32::try_from(position) {
+                self.index.insert(OffsetEntry {
+                    rel_offset,
+                    position,
+                });
+            }
+        }
+        true
+    }
+
+    /// A probe for where damage met by a read ends.
+    pub fn damage_probe(&self) -> DamageProbe {
+        DamageProbe {
+            file: self.file(),
+            path: Arc::clone(&self.log_path),
+            size: self.size,
+            next_offset: self.next_offset,
+        }
+    }
+
+    pub(super) fn read_header_at(&self, pos: u64) -> Result<BatchHeader, LogError> {
         let mut buf = [0u8; HEADER_LEN];
         self.file
             .read_exact_at(&mut buf, pos)
@@ -175,70 +244,9 @@ impl Segment {
         BatchHeader::parse(&buf).map_err(LogError::Corrupt)
     }
 
-    /// Reads every batch, verifies it and rebuilds the indexes; truncates
-    /// the file after the last valid batch.
-    fn scan_and_truncate(
-        &mut self,
-        on_batch: &mut dyn FnMut(&BatchHeader),
-    ) -> Result<RecoveryOutcome, LogError> {
-        let file_len = self.size;
-        self.index = OffsetIndex::default();
-        self.time_index = TimeIndex::default();
-        self.bytes_since_index = 0;
-        self.next_offset = self.base_offset;
-        self.max_timestamp = -1;
-        let mut pos: u64 = 0;
-        let mut buf: Vec<u8> = Vec::new();
-        loop {
-            if pos + HEADER_LEN as u64 > file_len {
-                break;
-            }
-            let mut hb = [0u8; HEADER_LEN];
-            if self.file.read_exact_at(&mut hb, pos).is_err() {
-                break;
-            }
-            let Ok(h) = BatchHeader::parse(&hb) else {
-                break;
-            };
-            let total = h.total_len() as u64;
-            // A length running past the file is a torn write: stop there.
-            if pos + total > file_len || h.base_offset != self.next_offset {
-                break;
-            }
-            buf.resize(total as usize, 0);
-            if self.file.read_exact_at(&mut buf, pos).is_err() {
-                break;
-            }
-            if h.verify_crc(&buf).is_err() {
-                break;
-            }
-            self.size = pos;
-            self.note_appended(&h);
-            on_batch(&h);
-            pos += total;
-            if buf.capacity() > SCAN_CHUNK * 4 {
-                buf = Vec::new();
-            }
-        }
-        let truncated = file_len - pos;
-        if truncated > 0 {
-            self.file
-                .set_len(pos)
-                .map_err(|e| LogError::io(&self.log_path, e))?;
-            self.file
-                .sync_all()
-                .map_err(|e| LogError::io(&self.log_path, e))?;
-        }
-        self.size = pos;
-        Ok(RecoveryOutcome {
-            truncated_bytes: truncated,
-            scanned: true,
-        })
-    }
-
     /// Updates indexes and counters for a batch written at `self.size`;
     /// advances `size` past it.
-    fn note_appended(&mut self, h: &BatchHeader) {
+    pub(super) fn note_appended(&mut self, h: &BatchHeader) {
         let position = self.size as u32;
         let rel_offset = (h.base_offset - self.base_offset) as u32;
         if self.bytes_since_index >= self.index_interval || self.index.is_empty() && position > 0 {
@@ -371,7 +379,19 @@ impl Segment {
             file: self.file(),
             path: Arc::clone(&self.log_path),
             start,
+            start_offset: None,
             end: self.size,
+        }
+    }
+
+    /// A read for `offset`, from the index entry at or before it (whose
+    /// offset the reader then checks the batches against).
+    pub fn read_plan_for(&self, offset: i64) -> ReadPlan {
+        let rel = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        let (rel_offset, position) = self.index.lookup_entry(rel);
+        ReadPlan {
+            start_offset: Some(self.base_offset + i64::from(rel_offset)),
+            ..self.read_plan(u64::from(position))
         }
     }
 }
@@ -379,7 +399,7 @@ impl Segment {
 /// What opening a segment found.
 #[derive(Debug, Clone, Copy)]
 pub struct RecoveryOutcome {
-    /// Bytes cut off a torn or corrupt tail.
+    /// Bytes cut off a torn tail (never acknowledged data).
     pub truncated_bytes: u64,
     /// Whether the data was scanned (versus trusting index files).
     pub scanned: bool,
@@ -401,54 +421,10 @@ mod tests {
         (raw, h)
     }
 
-    #[test]
-    fn torn_tail_is_truncated_and_valid_batches_survive() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut seg = Segment::create(dir.path(), 0, 256, 0).expect("create");
-        let mut next = 0;
-        let mut sizes = vec![];
-        for i in 0..10 {
-            let (raw, h) = batch(next, 3, 1000 + i);
-            seg.append(&raw, &h).expect("append");
-            next = h.next_offset();
-            sizes.push(seg.size());
-        }
-        let full = seg.size();
-        drop(seg);
-        // Tear the last batch in half.
-        let (log, _, _) = segment_paths(dir.path(), 0);
-        let f = OpenOptions::new().write(true).open(&log).expect("open");
-        f.set_len(full - 20).expect("truncate");
-        drop(f);
-        let mut seen = 0;
-        let (seg, out) = Segment::open(dir.path(), 0, 256, true, &mut |_| seen += 1).expect("open");
-        assert_eq!(seen, 9);
-        assert_eq!(seg.next_offset(), 27);
-        assert_eq!(seg.size(), sizes[8]);
-        assert_eq!(out.truncated_bytes, full - 20 - sizes[8]);
-    }
-
-    #[test]
-    fn corrupt_byte_in_middle_truncates_from_there() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut seg = Segment::create(dir.path(), 100, 256, 0).expect("create");
-        let mut next = 100;
-        let mut ends = vec![];
-        for i in 0..5 {
-            let (raw, h) = batch(next, 2, 1000 + i);
-            seg.append(&raw, &h).expect("append");
-            next = h.next_offset();
-            ends.push(seg.size());
-        }
-        drop(seg);
-        let (log, _, _) = segment_paths(dir.path(), 100);
-        let f = OpenOptions::new().write(true).open(&log).expect("open");
-        f.write_all_at(&[0xff], ends[2] + 70).expect("corrupt");
-        drop(f);
-        let (seg, _) = Segment::open(dir.path(), 100, 256, true, &mut |_| {}).expect("open");
-        assert_eq!(seg.next_offset(), 106);
-        assert_eq!(seg.size(), ends[2]);
-    }
+    const SEALED: OpenMode = OpenMode {
+        active: false,
+        known_end: None,
+    };
 
     #[test]
     fn sealed_segment_reopens_from_indexes_and_rebuilds_damaged_ones() {
@@ -464,7 +440,7 @@ mod tests {
         let pos_for_30 = seg.position_for_offset(30);
         assert!(pos_for_30 > 0);
         drop(seg);
-        let (seg, out) = Segment::open(dir.path(), 0, 256, false, &mut |_| {}).expect("open");
+        let (seg, out) = Segment::open(dir.path(), 0, 256, SEALED, &mut |_| {}).expect("open");
         assert!(!out.scanned);
         assert_eq!(seg.next_offset(), 40);
         assert_eq!(seg.max_timestamp(), 1020);
@@ -472,7 +448,7 @@ mod tests {
         drop(seg);
         let (_, index, _) = segment_paths(dir.path(), 0);
         std::fs::write(&index, b"garbage").expect("damage");
-        let (seg, out) = Segment::open(dir.path(), 0, 256, false, &mut |_| {}).expect("open");
+        let (seg, out) = Segment::open(dir.path(), 0, 256, SEALED, &mut |_| {}).expect("open");
         assert!(out.scanned, "damaged index must force a rebuild");
         assert_eq!(seg.next_offset(), 40);
         assert_eq!(seg.position_for_offset(30), pos_for_30);

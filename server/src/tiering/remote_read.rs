@@ -203,7 +203,7 @@ impl Tiering {
             let rel = u32::try_from((offset - seg.base_offset).max(0)).unwrap_or(u32::MAX);
             let start = u64::from(index.await?.lookup(rel));
             let bytes = RemoteBytes { tiering: self, seg };
-            batch_read::read_batches(&bytes, start, offset, visible_end, max_bytes).await
+            batch_read::read_batches(&bytes, start, None, offset, visible_end, max_bytes).await
         })
         .await
     }
