@@ -100,6 +100,11 @@ pub struct ServeConfig {
     /// Open partitions whose log ends below their recovery point (segment
     /// data missing), continuing at the recovery point (`--accept-data-loss`).
     pub accept_data_loss: bool,
+    /// Read rate of the background scrub of sealed local segments
+    /// (bytes/s); 0 turns it off.
+    pub scrub_bytes_per_sec: u64,
+    /// Pause between two scrub passes (ms, 1 to 2592000000).
+    pub scrub_interval_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -133,6 +138,8 @@ impl Default for ServeConfig {
             log_local_retention_bytes: log.local_retention_bytes,
             local_disk_high_water_bytes: 0,
             accept_data_loss: false,
+            scrub_bytes_per_sec: 8 * 1024 * 1024,
+            scrub_interval_ms: 24 * 3600 * 1000,
         }
     }
 }
@@ -247,6 +254,7 @@ impl ServeConfig {
                 0,
                 MAX_AGE_MS,
             ),
+            ("scrub_interval_ms", self.scrub_interval_ms, 1, MAX_AGE_MS),
         ] {
             if !(min..=max).contains(&value) {
                 return Err(ConfigError::Invalid(format!(
@@ -333,6 +341,8 @@ impl ServeConfig {
             retention_check_interval: Duration::from_millis(self.retention_check_interval_ms),
             local_disk_high_water_bytes: self.local_disk_high_water_bytes,
             accept_data_loss: self.accept_data_loss,
+            scrub_bytes_per_sec: self.scrub_bytes_per_sec,
+            scrub_interval: Duration::from_millis(self.scrub_interval_ms),
         }
     }
 }

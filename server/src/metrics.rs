@@ -69,6 +69,12 @@ pub struct Metrics {
     /// Damaged batches found reading this broker's own disk (the bucket's
     /// count is `tiering.remote_corrupt`).
     pub local_corrupt: IntCounter,
+    /// Bytes of sealed segments the scrub read.
+    pub scrub_bytes: IntCounter,
+    /// Damaged ranges the scrub found.
+    pub scrub_damaged: IntCounter,
+    /// Completed scrub passes over every sealed segment.
+    pub scrub_passes: IntCounter,
     /// Tiered storage.
     pub tiering: TieringMetrics,
 }
@@ -129,8 +135,23 @@ impl Metrics {
             "local_corrupt_total",
             "Damaged batches found reading the broker's own disk (served as DATA_LOSS)",
         )?;
+        let scrub_bytes = IntCounter::new(
+            "scrub_bytes_total",
+            "Bytes of sealed local segments the background scrub read and checked",
+        )?;
+        let scrub_damaged = IntCounter::new(
+            "scrub_damaged_total",
+            "Damaged ranges the background scrub found in sealed local segments",
+        )?;
+        let scrub_passes = IntCounter::new(
+            "scrub_passes_total",
+            "Completed scrub passes over every sealed local segment",
+        )?;
         let tiering = TieringMetrics::new(&registry)?;
         registry.register(Box::new(local_corrupt.clone()))?;
+        registry.register(Box::new(scrub_bytes.clone()))?;
+        registry.register(Box::new(scrub_damaged.clone()))?;
+        registry.register(Box::new(scrub_passes.clone()))?;
         registry.register(Box::new(bytes_in.clone()))?;
         registry.register(Box::new(records_in.clone()))?;
         registry.register(Box::new(bytes_out.clone()))?;
@@ -154,6 +175,9 @@ impl Metrics {
             segments,
             log_size,
             local_corrupt,
+            scrub_bytes,
+            scrub_damaged,
+            scrub_passes,
             tiering,
         })
     }

@@ -434,7 +434,8 @@ async fn offsets_lost_from_a_damaged_sealed_segment_are_never_skipped_silently()
         s.message()
     );
     assert!(
-        s.message().contains(&format!("offsets {lost_from}..{lost_to}")),
+        s.message()
+            .contains(&format!("offsets {lost_from}..{lost_to}")),
         "{}",
         s.message()
     );

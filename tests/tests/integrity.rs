@@ -85,7 +85,11 @@ async fn a_damaged_sealed_segment_the_bucket_holds_is_read_from_the_bucket() {
     // Wait until the bucket holds the second segment.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let p = client.admin().describe_topic("heal").await.expect("describe");
+        let p = client
+            .admin()
+            .describe_topic("heal")
+            .await
+            .expect("describe");
         if p.partitions[0].remote_end_offset >= bases[2] {
             break;
         }
@@ -144,7 +148,11 @@ async fn a_flipped_base_offset_is_data_loss_naming_its_range_never_a_wait() {
 
     let client = broker.client().await;
     let (got, err) = read_all(&client, "base", 2000).await;
-    assert_eq!(got.len() as i64, lost_from, "every record before the damage");
+    assert_eq!(
+        got.len() as i64,
+        lost_from,
+        "every record before the damage"
+    );
     assert!(
         matches!(&err, Some(tidelog::Error::DataLoss(m)) if m.contains(&format!("offsets {lost_from}..{lost_to}"))),
         "{err:?}"
@@ -214,7 +222,9 @@ async fn damage_in_the_active_segment_keeps_later_batches_and_offsets_are_never_
         .await
         .expect("later batches survive");
     assert_eq!(first_base(&r), Some(second_base));
-    let r = raw_fetch(&broker, "act", 999).await.expect("the last old one");
+    let r = raw_fetch(&broker, "act", 999)
+        .await
+        .expect("the last old one");
     assert!(!r.records.is_empty());
 }
 
@@ -274,4 +284,91 @@ async fn a_log_cut_below_its_recovery_point_needs_the_operator_to_accept_the_los
     assert_data_loss(&s, "offsets 0..500");
     let r = raw_fetch(&broker, "cut", 500).await.expect("new data");
     assert_eq!(first_base(&r), Some(500));
+}
+
+/// Issue 13 #5: the background scrub finds a flipped byte in a sealed
+/// segment before any consumer reads it; `tidelog check` on the stopped
+/// broker reports the same range and exits non-zero, and says a clean
+/// topic is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scrub_and_tidelog_check_find_damage_before_a_consumer_does() {
+    let mut broker = BrokerProcess::start_with_env(&[
+        ("TIDELOG_SCRUB_BYTES_PER_SEC", "1000000000"),
+        ("TIDELOG_SCRUB_INTERVAL_MS", "100"),
+    ]);
+    let client = broker.client().await;
+    fill_small_segments(&client, "scrubbed", &[("remote.storage.enable", "false")]).await;
+    fill_small_segments(&client, "clean", &[("remote.storage.enable", "false")]).await;
+    let dir = broker.data_dir.join("topics/scrubbed/0");
+    let bases = segment_bases(&dir);
+    let seg = dir.join(format!("{:020}.log", bases[1]));
+    let positions = batch_positions(&seg);
+    let bytes = std::fs::read(&seg).expect("segment");
+    let base_at = |i: usize| {
+        let p = positions[i] as usize;
+        i64::from_le_bytes(bytes[p..p + 8].try_into().expect("8 bytes"))
+    };
+    let (from, to) = (base_at(1), base_at(2));
+    // While the broker runs: it reads the file through its own handle.
+    flip_byte(&seg, positions[1] + 70, 0x20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while broker.metric("tidelog_scrub_damaged_total") != Some(1.0) {
+        assert!(std::time::Instant::now() < deadline, "the scrub found it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(broker.metric("tidelog_scrub_bytes_total").unwrap_or(0.0) > 0.0);
+    let s = raw_fetch(&broker, "scrubbed", from)
+        .await
+        .expect_err("damaged");
+    assert_data_loss(&s, &format!("offsets {from}..{to}"));
+
+    let refused = tidelog_e2e::tidelog_cmd(
+        &[
+            "check",
+            "--data-dir",
+            broker.data_dir.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(
+        !refused.status.success(),
+        "a running broker's directory is refused"
+    );
+    drop(client);
+    assert!(broker.terminate());
+
+    let data_dir = broker.data_dir.to_str().expect("utf-8");
+    let out = tidelog_e2e::tidelog_cmd(&["check", "--data-dir", data_dir], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "offsets {from}..{to} damaged in segment {}",
+            bases[1]
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("clean/0:") && text.contains("1 with data loss"),
+        "{text}"
+    );
+    let out = tidelog_e2e::tidelog_cmd(
+        &[
+            "check",
+            "--data-dir",
+            data_dir,
+            "--topic",
+            "clean",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(doc["partitions_with_data_loss"], 0);
+    assert_eq!(doc["partitions"][0]["end"], 2000);
 }

@@ -48,9 +48,7 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
             LogError::Io { .. }
             | LogError::Failed(_)
             | LogError::LogExists(_)
-            | LogError::BelowRecoveryPoint { .. } => {
-                (Code::Unavailable, R::StorageUnavailable)
-            }
+            | LogError::BelowRecoveryPoint { .. } => (Code::Unavailable, R::StorageUnavailable),
         },
     }
 }

@@ -23,6 +23,7 @@ pub mod partition;
 mod registry;
 mod remote;
 mod retention;
+mod scrub;
 pub mod topic;
 pub mod topic_config;
 
@@ -63,6 +64,10 @@ pub struct BrokerSettings {
     /// Open partitions whose log ends below their recovery point (segment
     /// data missing), continuing at the recovery point.
     pub accept_data_loss: bool,
+    /// Read rate of the background scrub of sealed segments; 0: off.
+    pub scrub_bytes_per_sec: u64,
+    /// Pause between two scrub passes.
+    pub scrub_interval: Duration,
 }
 
 /// The broker.
@@ -164,6 +169,8 @@ impl Broker {
         *broker.topics.write() = loaded;
         let b = Arc::clone(&broker);
         broker.tasks.spawn(async move { b.run_retention().await });
+        let b = Arc::clone(&broker);
+        broker.tasks.spawn(async move { b.run_scrub().await });
         if broker.settings.local_disk_high_water_bytes > 0 {
             let b = Arc::clone(&broker);
             broker.tasks.spawn(async move { b.run_disk_watch().await });

@@ -17,9 +17,10 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::error::BrokerError;
+use crate::log::segment::OffsetRange;
 use crate::log::{
-    recovery_point, AppendResult, IncomingBatch, LogConfig, LogError, LogStats, PartitionLog, ReadOutcome,
-    RemoteBounds, SealedSegment,
+    recovery_point, AppendResult, IncomingBatch, LogConfig, LogError, LogStats, PartitionLog,
+    ReadOutcome, RemoteBounds, SealedSegment,
 };
 use crate::metrics::Metrics;
 use crate::tiering::{LocalLog, RemotePartition, RemoteRead, RemoteStats};
@@ -72,6 +73,10 @@ pub struct Partition {
     fsync_latency: Histogram,
     /// Damaged batches found on this broker's disk.
     local_corrupt: IntCounter,
+    /// Bytes the scrub read.
+    scrub_bytes: IntCounter,
+    /// Damaged ranges the scrub found.
+    scrub_damaged: IntCounter,
     /// The remote (bucket) side, when tiering is on.
     remote: Option<Arc<RemotePartition>>,
     /// The log's directory (for the recovery point).
@@ -118,6 +123,8 @@ impl Partition {
             records_out: metrics.records_out.with_label_values(&[topic]),
             fsync_latency: metrics.fsync_latency.clone(),
             local_corrupt: metrics.local_corrupt.clone(),
+            scrub_bytes: metrics.scrub_bytes.clone(),
+            scrub_damaged: metrics.scrub_damaged.clone(),
             remote,
             dir: dir.to_path_buf(),
         }))
@@ -358,6 +365,33 @@ impl Partition {
             "partition {}: a read at offset {offset} kept meeting damaged data",
             self.label
         )))
+    }
+
+    /// Sealed segments for the scrub.
+    pub fn scrub_targets(&self) -> Vec<crate::log::ScrubTarget> {
+        self.log.lock().scrub_targets()
+    }
+
+    /// `topic/partition`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Records what the scrub found in `bytes` of a segment.
+    pub fn note_scrubbed(&self, bytes: u64, damaged: Vec<(OffsetRange, Option<u64>)>) {
+        self.scrub_bytes.inc_by(bytes);
+        for (r, resume) in damaged {
+            if self.log.lock().note_damaged(r.from, r.to, resume) {
+                self.local_corrupt.inc();
+                self.scrub_damaged.inc();
+                let in_bucket = self
+                    .remote
+                    .as_ref()
+                    .and_then(|rp| rp.uploaded_end())
+                    .is_some_and(|end| r.to <= end);
+                tracing::error!(partition = %self.label, from = r.from, to = r.to, in_bucket, "scrub found damaged batches; reads of them are served from the bucket when it holds them, else DATA_LOSS");
+            }
+        }
     }
 
     /// Finds where damage at byte `position` (expected to start at offset

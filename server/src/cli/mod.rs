@@ -2,6 +2,7 @@
 //! `produce`, `consume`, `restore`, `bench`. Errors print one plain line
 //! on stderr and exit non-zero.
 
+mod check;
 mod consume;
 mod group;
 mod produce;
@@ -43,6 +44,9 @@ enum Command {
     Restore(restore::RestoreArgs),
     /// Measure produce/consume throughput and latency through the Rust SDK.
     Bench(tidelog_bench::BenchArgs),
+    /// Check a stopped broker's data directory: every batch, index and
+    /// recovery point (exits 1 when records cannot be read).
+    Check(check::CheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +132,7 @@ pub fn main() -> ExitCode {
             Command::Produce(args) => produce::run(args, &client).await.map_err(|e| e.to_string()),
             Command::Consume(args) => consume::run(args, &client).await.map_err(|e| e.to_string()),
             Command::Restore(args) => restore::run(args).await,
+            Command::Check(args) => check::run(args),
             Command::Bench(args) => tidelog_bench::run(&client.broker, args)
                 .await
                 .map_err(|e| e.to_string()),

@@ -275,7 +275,15 @@ impl ReadPlan {
         visible_end: i64,
         max_bytes: usize,
     ) -> Result<ReadOutcome, LogError> {
-        read_batches(self, self.start, self.start_offset, offset, visible_end, max_bytes).await
+        read_batches(
+            self,
+            self.start,
+            self.start_offset,
+            offset,
+            visible_end,
+            max_bytes,
+        )
+        .await
     }
 
     /// [`find_timestamp`] from the planned position.

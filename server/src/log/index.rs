@@ -68,6 +68,11 @@ impl OffsetIndex {
         }
     }
 
+    /// Entries as `(rel_offset, position)`.
+    pub fn entries(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.entries.iter().map(|e| (e.rel_offset, e.position))
+    }
+
     /// True when there is no entry.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -76,8 +81,14 @@ impl OffsetIndex {
     /// Adds an entry where it belongs in order (an entry past damage a
     /// read found, so later reads start beyond it).
     pub fn insert(&mut self, e: OffsetEntry) {
-        let i = self.entries.partition_point(|x| x.rel_offset < e.rel_offset);
-        if self.entries.get(i).is_some_and(|x| x.rel_offset == e.rel_offset) {
+        let i = self
+            .entries
+            .partition_point(|x| x.rel_offset < e.rel_offset);
+        if self
+            .entries
+            .get(i)
+            .is_some_and(|x| x.rel_offset == e.rel_offset)
+        {
             return;
         }
         self.entries.insert(i, e);

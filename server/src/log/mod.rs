@@ -3,6 +3,7 @@
 //! topics, gRPC or the network.
 
 pub mod batch_read;
+pub mod check;
 pub mod error;
 pub mod index;
 pub mod partition_log;
@@ -14,5 +15,6 @@ pub mod segment_scan;
 pub use batch_read::{DamagedBatch, ReadOutcome, ReadPlan, SegmentBytes};
 pub use error::LogError;
 pub use partition_log::{
-    AppendResult, IncomingBatch, LogConfig, LogStats, PartitionLog, RemoteBounds, SealedSegment,
+    AppendResult, IncomingBatch, LogConfig, LogStats, PartitionLog, RemoteBounds, ScrubTarget,
+    SealedSegment,
 };

@@ -15,8 +15,9 @@ use super::batch_read::ReadPlan;
 use super::error::LogError;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::recovery_point;
+use super::segment::OffsetRange;
 use super::segment::{OpenMode, Segment};
-use super::segment_scan::DamageProbe;
+use super::segment_scan::{walk, DamageProbe};
 
 /// Settings of one partition's log (the topic config, resolved).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +112,51 @@ impl Default for LogConfig {
             local_retention_ms: -2,
             local_retention_bytes: -2,
         }
+    }
+}
+
+/// A sealed segment for the scrub: its bytes and where it must end.
+#[derive(Debug)]
+pub struct ScrubTarget {
+    /// First offset.
+    pub base_offset: i64,
+    /// The next segment's base: where this one's offsets end.
+    pub next_base: i64,
+    /// Bytes of data.
+    pub size: u64,
+    /// The file, for a read-only walk.
+    pub probe: DamageProbe,
+}
+
+impl ScrubTarget {
+    /// Reads and checks every batch (read-only): damaged ranges with the
+    /// byte position where intact data resumes after each.
+    pub fn check(&self) -> Result<Vec<(OffsetRange, Option<u64>)>, LogError> {
+        let mut resumes: Vec<(i64, u64)> = Vec::new();
+        let mode = OpenMode {
+            active: false,
+            known_end: Some(self.next_base),
+        };
+        let found = walk(
+            &self.probe.file,
+            &self.probe.path,
+            self.base_offset,
+            self.size,
+            mode,
+            &mut |h, pos, after_damage| {
+                if after_damage {
+                    resumes.push((h.base_offset, pos));
+                }
+            },
+        )?;
+        Ok(found
+            .damaged
+            .into_iter()
+            .map(|r| {
+                let resume = resumes.iter().find(|(o, _)| *o == r.to).map(|(_, p)| *p);
+                (r, resume)
+            })
+            .collect())
     }
 }
 
@@ -595,6 +641,21 @@ impl PartitionLog {
             size_bytes: self.segments.values().map(Segment::size).sum(),
             segments: self.segments.len() as u32,
         }
+    }
+
+    /// The sealed segments, for the scrub to read outside the lock.
+    pub fn scrub_targets(&self) -> Vec<ScrubTarget> {
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        self.segments
+            .values()
+            .zip(bases.iter().skip(1))
+            .map(|(s, &next_base)| ScrubTarget {
+                base_offset: s.base_offset(),
+                next_base,
+                size: s.size(),
+                probe: s.damage_probe(),
+            })
+            .collect()
     }
 
     /// Damaged ranges recovery found (and reads since).

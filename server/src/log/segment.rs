@@ -14,10 +14,10 @@ use tidelog_proto::batch::{BatchHeader, HEADER_LEN};
 
 use super::batch_read::ReadPlan;
 use super::error::LogError;
-use super::segment_scan::DamageProbe;
 use super::index::{
     load_index_file, write_index_file, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex,
 };
+use super::segment_scan::DamageProbe;
 
 /// A segment file and its in-memory state.
 #[derive(Debug)]

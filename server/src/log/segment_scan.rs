@@ -35,9 +35,87 @@ struct Found {
     position: u64,
 }
 
+/// What a walk over a segment's bytes found.
+#[derive(Debug, Clone, Default)]
+pub struct Walk {
+    /// The offset after the last batch (or after damage reported up to
+    /// the known end).
+    pub next_offset: i64,
+    /// Offsets whose bytes are damaged.
+    pub damaged: Vec<OffsetRange>,
+    /// Where a torn tail starts (active segment only): bytes past every
+    /// intact batch and past the known end.
+    pub torn_at: Option<u64>,
+    /// Intact batches seen.
+    pub batches: u64,
+}
+
+/// Walks the batches of a segment file (`file_len` bytes, first offset
+/// `base`) read-only, calling `on_batch(header, position, after_damage)`
+/// for each intact batch in order. See the module comment for what bad
+/// bytes mean.
+pub fn walk(
+    file: &File,
+    path: &Path,
+    base: i64,
+    file_len: u64,
+    mode: OpenMode,
+    on_batch: &mut dyn FnMut(&BatchHeader, u64, bool),
+) -> Result<Walk, LogError> {
+    let mut out = Walk {
+        next_offset: base,
+        ..Walk::default()
+    };
+    let mut pos: u64 = 0;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut after_damage = false;
+    while pos < file_len {
+        if let Some(h) = intact_batch_at(file, pos, file_len, Some(out.next_offset), &mut buf) {
+            on_batch(&h, pos, after_damage);
+            after_damage = false;
+            out.batches += 1;
+            out.next_offset = h.next_offset();
+            pos += h.total_len() as u64;
+            continue;
+        }
+        let damage_from = out.next_offset;
+        // The recovery point may lag the active segment's end, so it
+        // bounds the search only in a sealed segment.
+        let before = mode.known_end.filter(|_| !mode.active);
+        if let Some(found) = resync(file, path, pos + 1, file_len, damage_from, before)? {
+            // Intact data follows: everything in between is damage.
+            out.damaged.push(OffsetRange {
+                from: damage_from,
+                to: found.header.base_offset,
+            });
+            out.next_offset = found.header.base_offset;
+            after_damage = true;
+            pos = found.position;
+            continue;
+        }
+        match mode.known_end.filter(|&end| end > damage_from) {
+            // Offsets up to `end` were durable once: their bytes are
+            // damaged, not torn. Keep them and report the range.
+            Some(end) => {
+                out.damaged.push(OffsetRange {
+                    from: damage_from,
+                    to: end,
+                });
+                out.next_offset = end;
+            }
+            None if mode.active => out.torn_at = Some(pos),
+            // A sealed segment is immutable: trailing bytes that hold no
+            // offsets are left as they are.
+            None => {}
+        }
+        break;
+    }
+    Ok(out)
+}
+
 impl Segment {
-    /// Reads every batch, verifies it and rebuilds the indexes (see the
-    /// module comment for what happens to bad bytes).
+    /// Reads every batch, verifies it and rebuilds the indexes; cuts only
+    /// a torn tail (see the module comment).
     pub(super) fn scan(
         &mut self,
         mode: OpenMode,
@@ -49,72 +127,40 @@ impl Segment {
         self.bytes_since_index = 0;
         self.next_offset = self.base_offset;
         self.max_timestamp = -1;
-        self.damaged.clear();
         self.size = 0;
-        let mut pos: u64 = 0;
-        let mut buf: Vec<u8> = Vec::new();
-        let mut truncated = 0;
-        while pos < file_len {
-            if let Some(h) =
-                intact_batch_at(&self.file, pos, file_len, Some(self.next_offset), &mut buf)
-            {
+        let file = Arc::clone(&self.file);
+        let path = Arc::clone(&self.log_path);
+        let found = walk(
+            &file,
+            &path,
+            self.base_offset,
+            file_len,
+            mode,
+            &mut |h, pos, after_damage| {
                 self.size = pos;
-                self.note_appended(&h);
-                on_batch(&h);
-                pos += h.total_len() as u64;
-                continue;
-            }
-            let damage_from = self.next_offset;
-            // The recovery point may lag the active segment's end, so it
-            // bounds the search only in a sealed segment.
-            let before = mode.known_end.filter(|_| !mode.active);
-            let found = resync(
-                &self.file,
-                &self.log_path,
-                pos + 1,
-                file_len,
-                damage_from,
-                before,
-            )?;
-            if let Some(found) = found {
-                // Intact data follows: everything in between is damage.
-                self.damaged.push(OffsetRange {
-                    from: damage_from,
-                    to: found.header.base_offset,
-                });
-                self.next_offset = found.header.base_offset;
-                self.size = found.position;
-                // Reads past the damage must start at an index entry past it.
-                self.bytes_since_index = self.index_interval;
-                pos = found.position;
-                continue;
-            }
-            match mode.known_end.filter(|&end| end > damage_from) {
-                // Offsets up to `end` were durable once: their bytes are
-                // damaged, not torn. Keep them and report the range.
-                Some(end) => {
-                    self.damaged.push(OffsetRange {
-                        from: damage_from,
-                        to: end,
-                    });
-                    self.next_offset = end;
-                    self.size = file_len;
+                if after_damage {
+                    // Reads past the damage must start at an index entry past it.
+                    self.bytes_since_index = self.index_interval;
                 }
-                None if mode.active => {
-                    truncated = file_len - pos;
-                    self.size = pos;
-                    self.file
-                        .set_len(pos)
-                        .map_err(|e| LogError::io(&self.log_path, e))?;
-                    self.file
-                        .sync_all()
-                        .map_err(|e| LogError::io(&self.log_path, e))?;
-                }
-                // A sealed segment is immutable: trailing bytes that hold no
-                // offsets are left as they are.
-                None => self.size = file_len,
+                self.note_appended(h);
+                on_batch(h);
+            },
+        )?;
+        self.damaged = found.damaged;
+        self.next_offset = found.next_offset;
+        let mut truncated = 0;
+        match found.torn_at {
+            Some(pos) => {
+                truncated = file_len - pos;
+                self.size = pos;
+                self.file
+                    .set_len(pos)
+                    .map_err(|e| LogError::io(&self.log_path, e))?;
+                self.file
+                    .sync_all()
+                    .map_err(|e| LogError::io(&self.log_path, e))?;
             }
-            break;
+            None => self.size = file_len,
         }
         Ok(RecoveryOutcome {
             truncated_bytes: truncated,
