@@ -36,6 +36,12 @@ pub struct TieringMetrics {
     pub remote_read_latency: Histogram,
     /// Remote objects that failed a checksum (data loss).
     pub remote_corrupt: IntCounter,
+    /// Objects a manifest lists, or manifests this broker wrote, found
+    /// missing from the bucket (data loss).
+    pub remote_missing: IntCounter,
+    /// Times a partition's log start moved forward not by retention (the
+    /// bucket lost the oldest data).
+    pub log_start_moved: IntCounter,
     /// Segments deleted from the bucket by retention.
     pub remote_deleted_segments: IntCounter,
     /// Bytes in the bucket per topic (refreshed at scrape).
@@ -270,6 +276,14 @@ impl TieringMetrics {
             remote_corrupt: counter(
                 "tiering_remote_corrupt_total",
                 "Remote objects that failed a checksum",
+            )?,
+            remote_missing: counter(
+                "tiering_remote_missing_total",
+                "Objects listed by a manifest (or manifests this broker wrote) found missing from the object store",
+            )?,
+            log_start_moved: counter(
+                "tiering_log_start_moved_total",
+                "Times a partition's log start moved forward not by retention (data lost from the object store)",
             )?,
             remote_deleted_segments: counter(
                 "tiering_remote_deleted_segments_total",

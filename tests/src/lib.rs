@@ -264,6 +264,30 @@ impl BrokerProcess {
         self.cli_with_stdin(args, b"")
     }
 
+    /// Runs a `tidelog` client command; kills it after `timeout` (then
+    /// `None`): for commands that must end on their own, such as a
+    /// consumer that meets a non-retriable error.
+    pub fn cli_timeout(&self, args: &[&str], timeout: Duration) -> Option<Output> {
+        let mut child = Command::new(tidelog_bin())
+            .args(args)
+            .env("TIDELOG_BROKER", &self.addr)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tidelog");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(child.wait_with_output().expect("tidelog output"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// Runs a `tidelog` client command with the given stdin.
     pub fn cli_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut child = Command::new(tidelog_bin())
@@ -404,6 +428,37 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    /// Deletes an object behind the brokers' backs (straight to moto).
+    pub fn delete(&self, bucket: &str, key: &str) {
+        let (code, body) = http_request(self.moto_port, "DELETE", &format!("/{bucket}/{key}"));
+        assert!(code == 204 || code == 200, "delete {key}: {code} {body}");
+    }
+
+    /// Deletes every object under `prefix`; returns how many.
+    pub fn delete_all(&self, bucket: &str, prefix: &str) -> usize {
+        let keys = self.list(bucket, prefix);
+        for k in &keys {
+            self.delete(bucket, k);
+        }
+        keys.len()
+    }
+
+    /// An object's body (text).
+    pub fn get(&self, bucket: &str, key: &str) -> String {
+        let (code, body) = http_request(self.moto_port, "GET", &format!("/{bucket}/{key}"));
+        assert_eq!(code, 200, "get {key}: {body}");
+        body
+    }
+
+    /// Writes an object (straight to moto).
+    pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        let (code, text) =
+            http_request_with_body(self.moto_port, "PUT", &format!("/{bucket}/{key}"), body);
+        assert_eq!(code, 200, "put {key}: {text}");
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -415,13 +470,22 @@ impl Drop for S3Server {
 
 /// A plain HTTP/1.1 request to 127.0.0.1:port: (status, body).
 pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
+    http_request_with_body(port, method, path, b"")
+}
+
+/// A plain HTTP/1.1 request with a body to 127.0.0.1:port: (status, body).
+pub fn http_request_with_body(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    // moto answers object requests without credentials with 403; it does
+    // not check the signature, so a well-formed header is enough.
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
     )
     .expect("write request");
+    s.write_all(body).expect("write request body");
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
     let code = buf

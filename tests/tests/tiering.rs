@@ -596,6 +596,11 @@ async fn remote_retention_removes_expired_segments_from_the_bucket() {
             .unwrap_or(0.0)
             >= 1.0
     );
+    // Retention moves the log start on purpose: not reported as loss.
+    assert_eq!(
+        broker.metric("tidelog_tiering_log_start_moved_total"),
+        Some(0.0)
+    );
     // The earliest offset is readable; older ones are out of range.
     let earliest = client
         .admin()

@@ -29,7 +29,13 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
         BrokerError::LocalDataLoss { .. } | BrokerError::MissingOffsets { .. } => {
             (Code::DataLoss, R::LocalDataLoss)
         }
-        BrokerError::Tiering(TieringError::Corrupt { .. }) => (Code::DataLoss, R::RemoteDataLoss),
+        // A listed object that is gone is as lost as a corrupt one: not
+        // retriable (an outage stays `StorageUnavailable` below).
+        BrokerError::Tiering(
+            TieringError::Corrupt { .. }
+            | TieringError::Missing { .. }
+            | TieringError::BucketLost { .. },
+        ) => (Code::DataLoss, R::RemoteDataLoss),
         BrokerError::Tiering(_) => (Code::Unavailable, R::StorageUnavailable),
         BrokerError::Log(l) => match l {
             LogError::Corrupt(_) => (Code::InvalidArgument, R::CorruptBatch),
@@ -80,6 +86,13 @@ pub fn group_status(e: &GroupError) -> Status {
 }
 
 fn with_reason((code, reason): (Code, ErrorReason), message: String) -> Status {
+    // Clients print the message as one line (a CLI error, a log field):
+    // an error that wraps a multi-line text must not break that.
+    let message = if message.contains('\n') {
+        message.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        message
+    };
     let mut status = Status::new(code, message);
     if let Ok(v) = reason.as_str_name().parse() {
         status.metadata_mut().insert(ERROR_REASON_KEY, v);
@@ -102,5 +115,41 @@ mod tests {
             Some("UNKNOWN_TOPIC")
         );
         assert!(s.message().contains("tidelog topic create"));
+    }
+
+    #[test]
+    fn a_missing_remote_object_is_data_loss_and_an_outage_is_retriable() {
+        let missing = BrokerError::Tiering(TieringError::Missing {
+            partition: "t/0".into(),
+            key: "topics/t/1/0/segments/a.log".into(),
+            from: 0,
+            to: 120,
+        });
+        assert_eq!(
+            classify(&missing),
+            (Code::DataLoss, ErrorReason::RemoteDataLoss)
+        );
+        let s = to_status(&missing);
+        assert!(s.message().contains("t/0"), "{}", s.message());
+        assert!(s.message().contains("0..120"), "{}", s.message());
+        assert!(
+            s.message().contains("read from offset 120"),
+            "{}",
+            s.message()
+        );
+        let outage = BrokerError::Tiering(TieringError::store(
+            "get range",
+            "k",
+            object_store::Error::Generic {
+                store: "S3",
+                source: "connection refused".into(),
+            },
+        ));
+        assert_eq!(
+            classify(&outage),
+            (Code::Unavailable, ErrorReason::StorageUnavailable)
+        );
+        let multi = BrokerError::Storage("line one\nline two".into());
+        assert!(!to_status(&multi).message().contains('\n'));
     }
 }

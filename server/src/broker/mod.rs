@@ -189,10 +189,16 @@ impl Broker {
         }
         let mut partitions = Vec::with_capacity(meta.partitions as usize);
         for p in 0..meta.partitions {
-            let remote = self
-                .tiering
-                .as_ref()
-                .map(|t| Arc::new(RemotePartition::new(t, &meta.name, meta.created_ms, p)));
+            let remote = self.tiering.as_ref().map(|t| {
+                let pdir = dir.join(p.to_string());
+                Arc::new(RemotePartition::new(
+                    t,
+                    &meta.name,
+                    meta.created_ms,
+                    p,
+                    pdir,
+                ))
+            });
             partitions.push(Partition::open(
                 &meta.name,
                 p,

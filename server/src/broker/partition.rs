@@ -557,4 +557,8 @@ impl LocalLog for Partition {
     fn bytes_from(&self, offset: i64) -> u64 {
         self.log.lock().bytes_from(offset)
     }
+
+    fn local_start_offset(&self) -> i64 {
+        Partition::local_start_offset(self)
+    }
 }

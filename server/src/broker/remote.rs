@@ -44,7 +44,7 @@ impl Broker {
     pub(super) async fn load_remote_state_of(&self, topic: &Topic) -> Result<(), TieringError> {
         for p in topic.partitions() {
             if let Some(rp) = p.remote() {
-                if let Err(e) = rp.load().await {
+                if let Err(e) = rp.load(p.local_start_offset()).await {
                     tracing::warn!(partition = %rp.label(), error = %e, "could not read the manifest; the uploader retries");
                     return Err(e);
                 }

@@ -11,6 +11,7 @@
 //! loop (`upload_loop`) its partitions.
 
 pub mod cache;
+pub mod checkpoint;
 pub mod error;
 pub mod manifest;
 pub mod remote_read;
@@ -199,6 +200,8 @@ pub struct RemotePartition {
     pub incarnation: i64,
     /// Partition number.
     pub partition: u32,
+    /// The partition's local directory (holds the remote state checkpoint).
+    dir: PathBuf,
     state: RwLock<RemoteState>,
     /// Serialises upload rounds of this partition.
     upload_lock: tokio::sync::Mutex<()>,
@@ -230,14 +233,22 @@ pub struct RemoteStats {
 }
 
 impl RemotePartition {
-    /// A partition whose manifest is not loaded yet.
-    pub fn new(tiering: &Arc<Tiering>, topic: &str, incarnation: i64, partition: u32) -> Self {
+    /// A partition whose manifest is not loaded yet; `dir` is its local
+    /// directory.
+    pub fn new(
+        tiering: &Arc<Tiering>,
+        topic: &str,
+        incarnation: i64,
+        partition: u32,
+        dir: PathBuf,
+    ) -> Self {
         let writer = tiering.writer;
         RemotePartition {
             tiering: Arc::clone(tiering),
             topic: topic.to_string(),
             incarnation,
             partition,
+            dir,
             state: RwLock::new(RemoteState {
                 loaded: false,
                 manifest: Arc::new(PartitionManifest::new(
@@ -273,9 +284,10 @@ impl RemotePartition {
     }
 
     /// Reads the manifest from the bucket (at start, or when a topic is
-    /// created); on failure the upload loop retries.
-    pub async fn load(&self) -> Result<(), TieringError> {
-        uploader::load_manifest(&self.tiering, self).await
+    /// created); on failure the upload loop retries. `local_start` is the
+    /// first offset on local disk (to tell whether the log start moved).
+    pub async fn load(&self, local_start: i64) -> Result<(), TieringError> {
+        uploader::load_manifest(&self.tiering, self, local_start).await
     }
 
     /// Reads from `offset`, which is below `local_start`: from the remote
@@ -300,7 +312,7 @@ impl RemotePartition {
             Some(seg) if seg.base_offset >= local_start => Ok(RemoteRead::ReadLocally),
             Some(seg) => self
                 .tiering
-                .read(&seg, offset, visible_end, max_bytes)
+                .read(&self.label(), &seg, offset, visible_end, max_bytes)
                 .await
                 .map(RemoteRead::Served),
         }
@@ -319,7 +331,7 @@ impl RemotePartition {
             .iter()
             .filter(|s| s.base_offset < local_start && s.max_timestamp >= ts)
         {
-            if let Some(found) = self.tiering.find_timestamp(seg, ts).await? {
+            if let Some(found) = self.tiering.find_timestamp(&self.label(), seg, ts).await? {
                 return Ok(Some(found));
             }
         }

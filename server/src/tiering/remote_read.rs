@@ -164,15 +164,32 @@ impl Tiering {
                     key: key.clone(),
                     detail: detail.clone(),
                 },
+                // A missing object must stay a missing object (data loss),
+                // not become a retriable "not loaded".
+                shared @ TieringError::Store { op, key, .. } if shared.is_not_found() => {
+                    TieringError::Store {
+                        op,
+                        key: key.clone(),
+                        source: object_store::Error::NotFound {
+                            path: key.clone(),
+                            source: "object not found".into(),
+                        },
+                    }
+                }
                 other => TieringError::NotLoaded(other.to_string()),
             },
         }
     }
 
-    /// Runs a remote read under a permit of the read semaphore; corruption
-    /// on its way out is counted and logged.
+    /// Runs a remote read of `seg` (of `partition`) under a permit of the
+    /// read semaphore; corruption and missing objects on its way out are
+    /// counted and logged. The store saying "not found" for an object the
+    /// manifest lists is data loss, not an outage: retrying cannot bring
+    /// the object back.
     async fn guarded<T>(
         &self,
+        partition: &str,
+        seg: &RemoteSegment,
         read: impl std::future::Future<Output = Result<T, TieringError>>,
     ) -> Result<T, TieringError> {
         let _permit = self
@@ -180,10 +197,25 @@ impl Tiering {
             .acquire()
             .await
             .map_err(|_| TieringError::NotLoaded("remote reads are closed".into()))?;
-        let result = read.await;
-        if let Err(TieringError::Corrupt { key, detail }) = &result {
-            self.metrics.remote_corrupt.inc();
-            tracing::error!(%key, %detail, "remote segment is corrupt");
+        let result = read.await.map_err(|e| match e {
+            TieringError::Store { key, .. } if e.is_not_found() => TieringError::Missing {
+                partition: partition.to_string(),
+                key,
+                from: seg.base_offset,
+                to: seg.end_offset,
+            },
+            e => e,
+        });
+        match &result {
+            Err(TieringError::Corrupt { key, detail }) => {
+                self.metrics.remote_corrupt.inc();
+                tracing::error!(%partition, %key, %detail, "remote segment is corrupt");
+            }
+            Err(e @ TieringError::Missing { key, .. }) => {
+                self.metrics.remote_missing.inc();
+                tracing::error!(%partition, %key, error = %e, "an object the manifest lists is missing from the bucket");
+            }
+            _ => {}
         }
         result
     }
@@ -192,12 +224,13 @@ impl Tiering {
     /// fetch (see `log::batch_read`).
     pub(super) async fn read(
         self: &Arc<Self>,
+        partition: &str,
         seg: &RemoteSegment,
         offset: i64,
         visible_end: i64,
         max_bytes: usize,
     ) -> Result<ReadOutcome, TieringError> {
-        self.guarded(async {
+        self.guarded(partition, seg, async {
             let caches = &self.caches.offset_indexes;
             let index = self.index(caches, seg.index_key(), seg.index_bytes, seg);
             let rel = u32::try_from((offset - seg.base_offset).max(0)).unwrap_or(u32::MAX);
@@ -211,10 +244,11 @@ impl Tiering {
     /// First record with timestamp >= `ts` in a remote segment.
     pub(super) async fn find_timestamp(
         self: &Arc<Self>,
+        partition: &str,
         seg: &RemoteSegment,
         ts: i64,
     ) -> Result<Option<(i64, i64)>, TieringError> {
-        self.guarded(async {
+        self.guarded(partition, seg, async {
             let caches = &self.caches.time_indexes;
             let index = self.index(caches, seg.time_index_key(), seg.time_index_bytes, seg);
             let start = u64::from(index.await?.lookup(ts));

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tidelog_proto::batch::{BatchHeader, HEADER_LEN};
 
+use super::checkpoint::{self, RemoteCheckpoint};
 use super::error::TieringError;
 use super::manifest::{segment_stem, PartitionManifest, RemoteSegment};
 use super::{RemotePartition, RemoteState, Tiering};
@@ -37,9 +38,18 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Reads a partition's manifest from the bucket into its state.
-pub(super) async fn load_manifest(t: &Tiering, rp: &RemotePartition) -> Result<(), TieringError> {
+/// Reads a partition's manifest from the bucket into its state, and
+/// compares it with what this broker knew before (its checkpoint): a
+/// manifest this broker wrote that is gone, or a log start that moved
+/// forward without retention, is data lost from the bucket (logged as an
+/// error and counted, never silent).
+pub(super) async fn load_manifest(
+    t: &Tiering,
+    rp: &RemotePartition,
+    local_start: i64,
+) -> Result<(), TieringError> {
     let key = rp.manifest_key();
+    let before = checkpoint::read(&rp.dir).await;
     let state = match t.store.get(&key).await? {
         Some((bytes, version)) => {
             let m = PartitionManifest::decode(&key, &bytes)?;
@@ -50,20 +60,105 @@ pub(super) async fn load_manifest(t: &Tiering, rp: &RemotePartition) -> Result<(
                 fenced: None,
             }
         }
-        None => RemoteState {
-            loaded: true,
-            manifest: Arc::new(PartitionManifest::new(
-                &rp.topic,
-                rp.incarnation,
-                rp.partition,
-                t.writer,
-            )),
-            version: None,
-            fenced: None,
-        },
+        None => {
+            if let Some(cp) = before.filter(|cp| cp.had_manifest) {
+                report_lost_manifest(t, rp, cp.start_offset, cp.end_offset);
+            }
+            empty_state(t, rp)
+        }
+    };
+    let now_start = state
+        .manifest
+        .start_offset()
+        .map_or(local_start, |s| s.min(local_start));
+    if let Some((old, new)) =
+        checkpoint::unexpected_start_move(before.and_then(|cp| cp.start_offset), now_start)
+    {
+        report_start_move(t, rp, old, new);
+    }
+    let cp = if state.version.is_some() {
+        RemoteCheckpoint::of(&state.manifest)
+    } else {
+        RemoteCheckpoint::default()
     };
     rp.set_state(state);
+    save_checkpoint(rp, cp).await;
     Ok(())
+}
+
+/// A loaded state with an empty manifest not yet in the bucket.
+fn empty_state(t: &Tiering, rp: &RemotePartition) -> RemoteState {
+    RemoteState {
+        loaded: true,
+        manifest: Arc::new(PartitionManifest::new(
+            &rp.topic,
+            rp.incarnation,
+            rp.partition,
+            t.writer,
+        )),
+        version: None,
+        fenced: None,
+    }
+}
+
+/// The checkpoint is advisory (only loss detection reads it): failing to
+/// write it must not stop uploads.
+async fn save_checkpoint(rp: &RemotePartition, cp: RemoteCheckpoint) {
+    if let Err(e) = checkpoint::write(&rp.dir, cp).await {
+        tracing::warn!(partition = %rp.label(), error = %e, "could not record the remote state checkpoint");
+    }
+}
+
+/// Logs and counts a manifest this broker wrote that the bucket no longer
+/// has; returns the error to report.
+fn report_lost_manifest(
+    t: &Tiering,
+    rp: &RemotePartition,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> TieringError {
+    let lost = match (start, end) {
+        (Some(s), Some(e)) => format!("{s}..{e}"),
+        (None, Some(e)) => format!("below {e}"),
+        _ => "(none)".to_string(),
+    };
+    let e = TieringError::BucketLost {
+        partition: rp.label(),
+        key: rp.manifest_key(),
+        url: t.store.url().to_string(),
+        lost,
+    };
+    t.metrics.remote_missing.inc();
+    tracing::error!(partition = %rp.label(), error = %e, "the manifest is missing from the bucket");
+    e
+}
+
+/// Logs and counts a log start that moved forward not by retention.
+fn report_start_move(t: &Tiering, rp: &RemotePartition, old: i64, new: i64) {
+    t.metrics.log_start_moved.inc();
+    tracing::error!(
+        partition = %rp.label(),
+        old_start = old,
+        new_start = new,
+        "the log start moved from {old} to {new}, not by retention: the bucket lost offsets {old}..{new} (they can no longer be read)"
+    );
+}
+
+/// Why a conditional manifest write lost, as the fencing message says it:
+/// who wrote the manifest that is there now.
+fn other_writer(t: &Tiering, key: &str, bytes: &[u8]) -> String {
+    let url = t.store.url();
+    match PartitionManifest::decode(key, bytes) {
+        Ok(m) if m.writer.broker_id != t.writer.broker_id => format!(
+            "it was last written by broker {} (this is broker {}): another broker or cluster uses the same bucket prefix {url}",
+            m.writer.broker_id, t.writer.broker_id
+        ),
+        Ok(m) => format!(
+            "it was last written by another process with this broker's id {} (started at {} ms; this one at {} ms): a second broker with the same id, or a restored copy, uses the same bucket prefix {url}",
+            m.writer.broker_id, m.writer.epoch, t.writer.epoch
+        ),
+        Err(e) => format!("it no longer decodes as a manifest ({e}): something else writes under the bucket prefix {url}"),
+    }
 }
 
 /// CRC32C of a file's first `size` bytes and the first batch's timestamp.
@@ -134,17 +229,30 @@ async fn upload_segment(
 }
 
 /// Writes `next` as the partition's manifest, conditional on the version
-/// last seen; a lost race fences the partition.
+/// last seen. When the write loses, the bucket is asked why: the manifest
+/// is gone (the bucket lost the partition's data: start over from the
+/// local segments) or another writer changed it (fenced).
 async fn commit(
     t: &Tiering,
     rp: &RemotePartition,
     state: &RemoteState,
     mut next: PartitionManifest,
+    local_start: i64,
 ) -> Result<RemoteState, TieringError> {
     next.writer = t.writer;
     next.updated_ms = now_ms();
     let key = rp.manifest_key();
-    match t
+    // Recorded before the write: a start moved by this broker's retention
+    // is then never mistaken for loss, even if the broker dies right after.
+    save_checkpoint(
+        rp,
+        RemoteCheckpoint {
+            had_manifest: state.version.is_some(),
+            ..RemoteCheckpoint::of(&next)
+        },
+    )
+    .await;
+    let err = match t
         .store
         .put_conditional(&key, Bytes::from(next.encode()), state.version.as_ref())
         .await
@@ -157,17 +265,46 @@ async fn commit(
                 fenced: None,
             };
             rp.set_state(s.clone());
-            Ok(s)
+            if state.version.is_none() {
+                save_checkpoint(rp, RemoteCheckpoint::of(&s.manifest)).await;
+            }
+            return Ok(s);
         }
-        Err(e @ TieringError::Fenced { .. }) => {
-            let mut s = state.clone();
-            s.fenced = Some(e.to_string());
-            rp.set_state(s);
-            tracing::error!(partition = %rp.label(), error = %e, "manifest write fenced; uploads of this partition stop");
-            Err(e)
+        // S3 answers a conditional update of a deleted object with 404 or
+        // 412, depending on the server.
+        Err(e) if matches!(e, TieringError::Fenced { .. }) || e.is_not_found() => e,
+        Err(e) => return Err(e),
+    };
+    let e = match t.store.get(&key).await? {
+        None if state.version.is_some() => {
+            let e = report_lost_manifest(
+                t,
+                rp,
+                state.manifest.start_offset(),
+                state.manifest.end_offset(),
+            );
+            if let Some(old) = state.manifest.start_offset() {
+                if local_start > old {
+                    report_start_move(t, rp, old, local_start);
+                }
+            }
+            // Uploads start again from the local segments under a fresh
+            // manifest; local retention keeps them until they are listed.
+            rp.set_state(empty_state(t, rp));
+            save_checkpoint(rp, RemoteCheckpoint::default()).await;
+            return Err(e);
         }
-        Err(e) => Err(e),
-    }
+        Some((bytes, _)) => TieringError::Fenced {
+            key: key.clone(),
+            detail: other_writer(t, &key, &bytes),
+        },
+        None => err,
+    };
+    let mut s = state.clone();
+    s.fenced = Some(e.to_string());
+    rp.set_state(s);
+    tracing::error!(partition = %rp.label(), error = %e, "manifest write fenced; uploads of this partition stop");
+    Err(e)
 }
 
 /// What a partition offers the uploader.
@@ -178,6 +315,8 @@ pub trait LocalLog: Send + Sync {
     fn sealed_after(&self, after: Option<i64>) -> Vec<SealedSegment>;
     /// Local bytes from `offset` on.
     fn bytes_from(&self, offset: i64) -> u64;
+    /// First offset on local disk.
+    fn local_start_offset(&self) -> i64;
 }
 
 /// One upload round of a partition: load the manifest if needed, upload
@@ -192,7 +331,7 @@ pub(super) async fn sync_partition(
     let cfg = log.log_config();
     let mut out = PartitionSync::default();
     if !rp.state().loaded {
-        if let Err(e) = load_manifest(t, rp).await {
+        if let Err(e) = load_manifest(t, rp, log.local_start_offset()).await {
             let pending = log.sealed_after(None);
             out.backlog_segments = pending.len() as u64;
             out.backlog_bytes = pending.iter().map(|s| s.size).sum();
@@ -243,7 +382,7 @@ pub(super) async fn sync_partition(
             out.error = Some(e);
             return out;
         }
-        state = match commit(t, rp, &state, next).await {
+        state = match commit(t, rp, &state, next, log.local_start_offset()).await {
             Ok(s) => s,
             Err(e) => {
                 out.error = Some(e);
@@ -304,7 +443,7 @@ async fn remote_retention(
     }
     let mut next = (**m).clone();
     let removed: Vec<RemoteSegment> = next.segments.drain(..drop).collect();
-    commit(t, rp, state, next).await?;
+    commit(t, rp, state, next, log.local_start_offset()).await?;
     for s in &removed {
         for key in [s.log_key(), s.index_key(), s.time_index_key()] {
             if let Err(e) = t.store.delete(&key).await {
