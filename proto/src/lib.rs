@@ -20,3 +20,18 @@ pub mod v1 {
 
 /// Status metadata key that carries the stable error reason name.
 pub const ERROR_REASON_KEY: &str = "x-tidelog-error";
+
+/// Status metadata key of `NOT_LEADER` / `NOT_COORDINATOR`: the id of the
+/// broker to ask instead, when known.
+pub const LEADER_ID_KEY: &str = "x-tidelog-leader-id";
+
+/// Status metadata key of `NOT_LEADER` / `NOT_COORDINATOR`: the client
+/// address (host:port) of the broker to ask instead, when known.
+pub const LEADER_ADDRESS_KEY: &str = "x-tidelog-leader-address";
+
+/// Generated code for `tidelog.internal.v1`: broker-to-broker calls on the
+/// cluster listener (the metadata quorum's transport). Not for clients.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod internal {
+    tonic::include_proto!("tidelog.internal.v1");
+}

@@ -209,8 +209,9 @@ fn by_reason(reason: ErrorReason) -> Option<fn(String) -> Error> {
         R::DuplicateSequenceNumber => Error::DuplicateSequence,
         R::ProducerFenced => Error::ProducerFenced,
         R::InvalidRequest => Error::InvalidRequest,
-        R::StorageUnavailable | R::ShuttingDown => Error::Unavailable,
-        R::NotLeader => Error::NotLeader,
+        R::StorageUnavailable | R::ShuttingDown | R::QuorumUnavailable => Error::Unavailable,
+        // Both mean "ask the broker the metadata names": retriable.
+        R::NotLeader | R::NotCoordinator => Error::NotLeader,
         R::UnknownGroup => Error::UnknownGroup,
         R::UnknownMember => Error::UnknownMember,
         R::FencedMemberEpoch => Error::FencedMemberEpoch,

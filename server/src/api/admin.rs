@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use tidelog_proto::v1::{
     admin_server, AlterTopicConfigRequest, AlterTopicConfigResponse, BrokerInfo,
-    CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse,
-    DescribeTopicRequest, DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse,
-    MetadataRequest, MetadataResponse, PartitionDescription, TopicDescription, TopicMetadata,
-    TopicSummary,
+    ClusterBrokerStatus, ClusterStatusRequest, ClusterStatusResponse, CreateTopicRequest,
+    CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse, DescribeTopicRequest,
+    DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse, MetadataRequest,
+    MetadataResponse, PartitionDescription, TopicDescription, TopicMetadata, TopicSummary,
 };
 use tonic::{Request, Response, Status};
 
@@ -143,6 +143,34 @@ impl admin_server::Admin for Api {
                     leaders: vec![settings.broker_id; t.partitions().len()],
                 })
                 .collect(),
+        }))
+    }
+
+    async fn cluster_status(
+        &self,
+        _request: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        // One broker: it is the whole cluster and its own controller.
+        let settings = self.broker.settings();
+        let topics = self.broker.topics();
+        let partitions: usize = topics.iter().map(|t| t.partitions().len()).sum();
+        Ok(Response::new(ClusterStatusResponse {
+            cluster_id: String::new(),
+            answered_by: settings.broker_id,
+            controller_id: settings.broker_id,
+            brokers: vec![ClusterBrokerStatus {
+                id: settings.broker_id,
+                address: settings.advertised_address.clone(),
+                cluster_address: String::new(),
+                alive: true,
+                quorum_role: "voter".into(),
+                controller: true,
+                partitions: partitions as u32,
+                leaders: partitions as u32,
+                epoch: 1,
+            }],
+            committed_index: 0,
+            applied_index: 0,
         }))
     }
 }

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tidelog_proto::v1::{
-    groups_server, reset_spec::Spec, CommitOffsetsRequest, CommitOffsetsResponse, CommittedOffset,
-    DeleteGroupRequest, DeleteGroupResponse, DescribeGroupRequest, DescribeGroupResponse,
-    FetchOffsetsRequest, FetchOffsetsResponse, GroupHeartbeatRequest, GroupHeartbeatResponse,
-    GroupListing, GroupMember, ListGroupsRequest, ListGroupsResponse, PartitionLag,
-    ResetOffsetsRequest, ResetOffsetsResponse, ResetPlanEntry, TopicPartitions,
+    groups_server, reset_spec::Spec, BrokerInfo, CommitOffsetsRequest, CommitOffsetsResponse,
+    CommittedOffset, DeleteGroupRequest, DeleteGroupResponse, DescribeGroupRequest,
+    DescribeGroupResponse, FetchOffsetsRequest, FetchOffsetsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupHeartbeatRequest, GroupHeartbeatResponse, GroupListing,
+    GroupMember, ListGroupsRequest, ListGroupsResponse, PartitionLag, ResetOffsetsRequest,
+    ResetOffsetsResponse, ResetPlanEntry, TopicPartitions,
 };
 use tonic::{Request, Response, Status};
 
@@ -38,6 +39,20 @@ fn group_by_topic(tps: impl IntoIterator<Item = Tp>) -> Vec<TopicPartitions> {
 
 #[tonic::async_trait]
 impl groups_server::Groups for Api {
+    async fn find_coordinator(
+        &self,
+        _request: Request<FindCoordinatorRequest>,
+    ) -> Result<Response<FindCoordinatorResponse>, Status> {
+        // One broker coordinates every group.
+        let settings = self.broker.settings();
+        Ok(Response::new(FindCoordinatorResponse {
+            coordinator: Some(BrokerInfo {
+                id: settings.broker_id,
+                address: settings.advertised_address.clone(),
+            }),
+        }))
+    }
+
     async fn heartbeat(
         &self,
         request: Request<GroupHeartbeatRequest>,
