@@ -8,6 +8,7 @@
 pub mod api;
 pub mod broker;
 pub mod cli;
+pub mod cluster;
 pub mod cluster_snapshot;
 pub mod config;
 pub mod groups;
