@@ -6,9 +6,15 @@
 //!
 //! By job: `types` (openraft type configuration), `state` (the metadata and
 //! the commands that change it, placement), `log_store` and `state_machine`
-//! (openraft's storage, on local disk under `<data-dir>/meta/`).
+//! (openraft's storage, on local disk under `<data-dir>/meta/`), `network`
+//! and `service` (the quorum's transport over the internal gRPC service on
+//! `--cluster-listen`), `node` (this broker's membership: start, form,
+//! register, write through the controller).
 
 pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod service;
 pub mod state;
 pub mod state_machine;
 pub mod types;

@@ -1,0 +1,481 @@
+//! This broker's membership in the metadata quorum: starts openraft on the
+//! local log, serves the cluster listener, forms the quorum from the voter
+//! list at first start, registers the broker, and writes metadata
+//! commands — locally when this broker is the controller, else forwarded
+//! to it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{Config, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use tidelog_proto::internal::cluster_client::ClusterClient;
+use tidelog_proto::internal::cluster_server::ClusterServer;
+use tidelog_proto::internal::ForwardRequest;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::log_store::LogStore;
+use super::network::{channel, NetFactory, MAX_MESSAGE};
+use super::service::ClusterService;
+use super::state::{Command, CommandResult, MetadataState};
+use super::state_machine::StateMachine;
+use super::types::{MetaNode, Raft};
+
+/// How long a metadata write may wait for the quorum.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What this broker needs to join the quorum.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// This broker's id (`--node-id`).
+    pub node_id: u64,
+    /// Address to listen on for quorum traffic; `None` for a one-node
+    /// cluster that talks to nobody.
+    pub cluster_listen: Option<String>,
+    /// The voters: node id → cluster address (`--voters`). Empty: this
+    /// broker alone.
+    pub voters: BTreeMap<u64, String>,
+    /// Where the quorum's log, vote and snapshots live.
+    pub meta_dir: PathBuf,
+    /// The address clients dial for this broker.
+    pub client_address: String,
+}
+
+/// Why the cluster layer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The metadata files could not be read or written.
+    #[error("metadata store {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The settings cannot form a cluster.
+    #[error("{0}")]
+    Config(String),
+    /// openraft refused to start.
+    #[error("metadata quorum failed: {0}")]
+    Raft(String),
+    /// No majority or no controller yet: metadata cannot change (retriable).
+    #[error("the metadata quorum has no controller reachable ({0}); retry shortly")]
+    QuorumUnavailable(String),
+}
+
+/// The answer to a write, also sent back over `Forward`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardOutcome {
+    /// Committed and applied.
+    Applied(CommandResult),
+    /// This node does not lead the quorum.
+    NotLeader {
+        /// The leader's cluster address, when known.
+        address: Option<String>,
+    },
+    /// The quorum could not commit it in time.
+    Unavailable(String),
+}
+
+/// Runs `command` through the local Raft, which must lead the quorum.
+pub(super) async fn write_local(raft: &Raft, command: Command) -> ForwardOutcome {
+    match tokio::time::timeout(WRITE_TIMEOUT, raft.client_write(command)).await {
+        Ok(Ok(resp)) => ForwardOutcome::Applied(resp.data),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            ForwardOutcome::NotLeader {
+                address: f.leader_node.map(|n| n.cluster_address),
+            }
+        }
+        Ok(Err(e)) => ForwardOutcome::Unavailable(e.to_string()),
+        Err(_) => ForwardOutcome::Unavailable(format!(
+            "no majority committed the change within {WRITE_TIMEOUT:?}"
+        )),
+    }
+}
+
+/// This broker's view of the quorum.
+#[derive(Debug, Clone)]
+pub struct QuorumView {
+    /// The controller (quorum leader), if one is known.
+    pub leader: Option<u64>,
+    /// Voter ids.
+    pub voters: BTreeSet<u64>,
+    /// Learner ids.
+    pub learners: BTreeSet<u64>,
+    /// Highest applied log index.
+    pub applied: u64,
+    /// Highest log index present locally.
+    pub last_log: u64,
+    /// This broker's role.
+    pub state: ServerState,
+}
+
+/// The quorum membership of this broker.
+pub struct ClusterNode {
+    raft: Raft,
+    sm: StateMachine,
+    settings: ClusterSettings,
+    registered: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for ClusterNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterNode")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterNode {
+    /// Starts the quorum member: opens the local metadata store, listens,
+    /// forms the quorum if this is its first start, and registers the
+    /// broker in the background.
+    pub async fn start(
+        mut settings: ClusterSettings,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, ClusterError> {
+        let io = |source| ClusterError::Io {
+            path: settings.meta_dir.clone(),
+            source,
+        };
+        if settings.voters.is_empty() {
+            let own = settings.cluster_listen.clone().unwrap_or_default();
+            settings.voters.insert(settings.node_id, own);
+        }
+        if !settings.voters.contains_key(&settings.node_id) {
+            return Err(ClusterError::Config(format!(
+                "--node-id {} is not among --voters ({}); a broker joins as one of the voters",
+                settings.node_id,
+                settings
+                    .voters
+                    .keys()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )));
+        }
+        if settings.voters.len() > 1 && settings.cluster_listen.is_none() {
+            return Err(ClusterError::Config(
+                "--voters names other brokers but --cluster-listen is not set".into(),
+            ));
+        }
+        let log = LogStore::open(&settings.meta_dir).map_err(io)?;
+        let sm = StateMachine::open(&settings.meta_dir).map_err(io)?;
+        let single = settings.voters.len() == 1;
+        let config = Config {
+            cluster_name: "tidelog-metadata".into(),
+            // A lone voter has nobody to wait for.
+            heartbeat_interval: if single { 50 } else { 150 },
+            election_timeout_min: if single { 100 } else { 600 },
+            election_timeout_max: if single { 200 } else { 1200 },
+            install_snapshot_timeout: 5_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(1_000),
+            max_in_snapshot_log_to_keep: 500,
+            purge_batch_size: 64,
+            ..Default::default()
+        };
+        let config = Arc::new(
+            config
+                .validate()
+                .map_err(|e| ClusterError::Raft(e.to_string()))?,
+        );
+        let raft = Raft::new(
+            settings.node_id,
+            config,
+            NetFactory::default(),
+            log,
+            sm.clone(),
+        )
+        .await
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
+
+        if let Some(listen) = &settings.cluster_listen {
+            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+                ClusterError::Config(format!("cannot listen on --cluster-listen {listen}: {e}"))
+            })?;
+            let service = ClusterServer::new(ClusterService {
+                raft: raft.clone(),
+                node_id: settings.node_id,
+            })
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                let served = tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "cluster listener failed");
+                }
+            });
+        }
+
+        let members: BTreeMap<u64, MetaNode> = settings
+            .voters
+            .iter()
+            .map(|(id, addr)| {
+                (
+                    *id,
+                    MetaNode {
+                        cluster_address: addr.clone(),
+                    },
+                )
+            })
+            .collect();
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        if initialized {
+            let stored: BTreeSet<u64> = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect();
+            let given: BTreeSet<u64> = members.keys().copied().collect();
+            if stored != given {
+                return Err(ClusterError::Config(format!(
+                    "--voters lists nodes {given:?} but this broker's cluster has voters {stored:?}; start it with the cluster's voter list"
+                )));
+            }
+        } else {
+            match raft.initialize(members).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(ClusterError::Raft(e.to_string())),
+            }
+        }
+
+        let (registered, _) = watch::channel(false);
+        let node = Arc::new(ClusterNode {
+            raft,
+            sm,
+            settings,
+            registered,
+        });
+        let n = Arc::clone(&node);
+        tokio::spawn(async move { n.register(shutdown).await });
+        Ok(node)
+    }
+
+    /// Names the cluster (the first name applied wins) and records this
+    /// broker, retrying until the quorum takes it.
+    async fn register(self: Arc<Self>, shutdown: CancellationToken) {
+        let id = self.settings.node_id as u32;
+        loop {
+            let mut done = true;
+            if self.sm.current().cluster_id.is_empty() {
+                let cluster_id = format!("{:032x}", rand::random::<u128>());
+                done &= self
+                    .write(Command::InitCluster { cluster_id })
+                    .await
+                    .is_ok();
+            }
+            done = done
+                && self
+                    .write(Command::RegisterBroker {
+                        id,
+                        address: self.settings.client_address.clone(),
+                        cluster_address: self.settings.cluster_listen.clone().unwrap_or_default(),
+                    })
+                    .await
+                    .is_ok();
+            if done {
+                self.registered.send_replace(true);
+                tracing::info!(node_id = id, "registered with the cluster");
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Waits until this broker is registered (it has caught up with the
+    /// metadata log far enough to see itself).
+    pub async fn wait_registered(&self) {
+        let mut rx = self.registered.subscribe();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// True once registered.
+    pub fn is_registered(&self) -> bool {
+        *self.registered.borrow()
+    }
+
+    /// Writes a metadata command through the controller (this broker when
+    /// it leads the quorum, else forwarded), retrying while a controller is
+    /// being elected.
+    pub async fn write(&self, command: Command) -> Result<CommandResult, ClusterError> {
+        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+        let mut last = String::from("no controller elected yet");
+        while tokio::time::Instant::now() < deadline {
+            let outcome = match write_local(&self.raft, command.clone()).await {
+                ForwardOutcome::NotLeader {
+                    address: Some(address),
+                } => forward(&address, &command).await,
+                other => other,
+            };
+            match outcome {
+                ForwardOutcome::Applied(r) => return Ok(r),
+                ForwardOutcome::NotLeader { .. } => last = "no controller elected yet".into(),
+                ForwardOutcome::Unavailable(why) => last = why,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(ClusterError::QuorumUnavailable(last))
+    }
+
+    /// The metadata as applied here.
+    pub fn metadata(&self) -> Arc<MetadataState> {
+        self.sm.current()
+    }
+
+    /// Every change of the metadata applied here.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataState>> {
+        self.sm.subscribe()
+    }
+
+    /// This broker's id.
+    pub fn node_id(&self) -> u64 {
+        self.settings.node_id
+    }
+
+    /// The quorum as this broker sees it.
+    pub fn view(&self) -> QuorumView {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let learners: BTreeSet<u64> = membership.learner_ids().collect();
+        QuorumView {
+            leader: m.current_leader,
+            voters,
+            learners,
+            applied: m.last_applied.map_or(0, |l| l.index),
+            last_log: m.last_log_index.unwrap_or(0),
+            state: m.state,
+        }
+    }
+
+    /// Stops the quorum member.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "metadata quorum did not stop cleanly");
+        }
+    }
+}
+
+/// Sends `command` to the controller at `address` (its cluster listener).
+async fn forward(address: &str, command: &Command) -> ForwardOutcome {
+    let Some(ch) = channel(address) else {
+        return ForwardOutcome::Unavailable(format!("bad controller address '{address}'"));
+    };
+    let Ok(bytes) = serde_json::to_vec(command) else {
+        return ForwardOutcome::Unavailable("cannot encode the command".into());
+    };
+    let mut request = tonic::Request::new(ForwardRequest {
+        command: bytes.into(),
+    });
+    request.set_timeout(WRITE_TIMEOUT);
+    match ClusterClient::new(ch).forward(request).await {
+        Ok(r) => serde_json::from_slice(&r.into_inner().result)
+            .unwrap_or_else(|e| ForwardOutcome::Unavailable(e.to_string())),
+        Err(s) => ForwardOutcome::Unavailable(format!("controller at {address}: {}", s.message())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port")
+    }
+
+    async fn wait_for(what: &str, f: impl Fn() -> bool) {
+        for _ in 0..200 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_nodes_form_one_quorum_and_any_of_them_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let voters: BTreeMap<u64, String> = (1..=3)
+            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+            .collect();
+        let stop = CancellationToken::new();
+        let mut nodes = vec![];
+        for (&id, addr) in &voters {
+            let settings = ClusterSettings {
+                node_id: id,
+                cluster_listen: Some(addr.clone()),
+                voters: voters.clone(),
+                meta_dir: dir.path().join(id.to_string()),
+                client_address: format!("client-{id}"),
+            };
+            nodes.push(
+                ClusterNode::start(settings, stop.clone())
+                    .await
+                    .expect("start"),
+            );
+        }
+        for n in &nodes {
+            tokio::time::timeout(Duration::from_secs(20), n.wait_registered())
+                .await
+                .expect("registered");
+        }
+        wait_for("every broker to see all three", || {
+            nodes.iter().all(|n| n.metadata().brokers.len() == 3)
+        })
+        .await;
+        let leader = nodes[0].view().leader.expect("a controller");
+        let follower = nodes
+            .iter()
+            .find(|n| n.node_id() != leader)
+            .expect("a follower");
+        let placement = follower.metadata().place(6, 1).expect("placement");
+        let r = follower
+            .write(Command::CreateTopic {
+                name: "t".into(),
+                config: BTreeMap::new(),
+                created_ms: 1,
+                placement,
+            })
+            .await
+            .expect("forwarded to the controller");
+        assert_eq!(r, CommandResult::Ok);
+        wait_for("every broker to apply it", || {
+            nodes.iter().all(|n| n.metadata().topics.contains_key("t"))
+        })
+        .await;
+        let ids: BTreeSet<String> = nodes
+            .iter()
+            .map(|n| n.metadata().cluster_id.clone())
+            .collect();
+        assert_eq!(ids.len(), 1, "one cluster id: {ids:?}");
+        stop.cancel();
+        for n in &nodes {
+            n.shutdown().await;
+        }
+    }
+}
