@@ -47,8 +47,17 @@ pub struct ServeConfig {
     pub http_listen: String,
     /// Address given to clients in metadata; empty means `listen`.
     pub advertised_address: String,
-    /// This broker's id.
+    /// This broker's id (older name of `node_id`; `node_id` wins when set).
     pub broker_id: u32,
+    /// This broker's id in the cluster (`--node-id`).
+    pub node_id: u32,
+    /// Address for broker-to-broker traffic, the metadata quorum
+    /// (`--cluster-listen`); empty for a one-node cluster.
+    pub cluster_listen: String,
+    /// The quorum's voters, `1=host:port,2=host:port,...` where each
+    /// address is that broker's `cluster_listen` (`--voters`); empty: this
+    /// broker alone.
+    pub voters: String,
     /// Default `segment.bytes` for topics.
     pub log_segment_bytes: u64,
     /// Default `segment.ms`.
@@ -116,6 +125,9 @@ impl Default for ServeConfig {
             http_listen: "127.0.0.1:7071".into(),
             advertised_address: String::new(),
             broker_id: 0,
+            node_id: 0,
+            cluster_listen: String::new(),
+            voters: String::new(),
             log_segment_bytes: log.segment_bytes,
             log_segment_ms: log.segment_ms,
             log_retention_ms: log.retention_ms,
@@ -205,7 +217,26 @@ impl ServeConfig {
         Ok(cfg)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id != 0 && self.broker_id != 0 && self.node_id != self.broker_id {
+            return Err(ConfigError::Invalid(format!(
+                "node_id={} and broker_id={} differ: broker_id is the older name of node_id; set one",
+                self.node_id, self.broker_id
+            )));
+        }
+        let voters = self.voter_map()?;
+        if !voters.is_empty() && !voters.contains_key(&u64::from(self.node_id())) {
+            return Err(ConfigError::Invalid(format!(
+                "voters={}: node id {} is not among them",
+                self.voters,
+                self.node_id()
+            )));
+        }
+        if voters.len() > 1 && self.cluster_listen.is_empty() {
+            return Err(ConfigError::Invalid(
+                "voters names other brokers: set cluster_listen (--cluster-listen) too".into(),
+            ));
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!(
                 "log_format={}: use text or json",
@@ -323,15 +354,40 @@ impl ServeConfig {
             upload_interval: Duration::from_millis(self.tiering_upload_interval_ms),
             max_backoff: Duration::from_millis(self.tiering_max_backoff_ms),
             orphan_min_age: Duration::from_millis(self.tiering_orphan_min_age_ms),
-            broker_id: self.broker_id,
+            broker_id: self.node_id(),
         }
+    }
+
+    /// This broker's id: `node_id`, else the older `broker_id`.
+    pub fn node_id(&self) -> u32 {
+        if self.node_id != 0 {
+            self.node_id
+        } else {
+            self.broker_id
+        }
+    }
+
+    /// The voters as node id → cluster address.
+    pub fn voter_map(&self) -> Result<std::collections::BTreeMap<u64, String>, ConfigError> {
+        parse_voters(&self.voters)
+    }
+
+    /// What the cluster layer needs.
+    pub fn cluster_settings(&self) -> Result<crate::cluster::node::ClusterSettings, ConfigError> {
+        Ok(crate::cluster::node::ClusterSettings {
+            node_id: u64::from(self.node_id()),
+            cluster_listen: (!self.cluster_listen.is_empty()).then(|| self.cluster_listen.clone()),
+            voters: self.voter_map()?,
+            meta_dir: self.data_dir.join("meta"),
+            client_address: self.broker_settings().advertised_address,
+        })
     }
 
     /// What the broker layer needs.
     pub fn broker_settings(&self) -> BrokerSettings {
         BrokerSettings {
             data_dir: self.data_dir.clone(),
-            broker_id: self.broker_id,
+            broker_id: self.node_id(),
             advertised_address: if self.advertised_address.is_empty() {
                 self.listen.clone()
             } else {
@@ -345,6 +401,29 @@ impl ServeConfig {
             scrub_interval: Duration::from_millis(self.scrub_interval_ms),
         }
     }
+}
+
+/// Parses `1=host:port,2=host:port`: ids unique, addresses host:port.
+fn parse_voters(text: &str) -> Result<std::collections::BTreeMap<u64, String>, ConfigError> {
+    let mut out = std::collections::BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = |why: &str| {
+            ConfigError::Invalid(format!(
+                "voters={text}: '{part}' {why}; write ID=HOST:PORT,ID=HOST:PORT (each broker's --cluster-listen)"
+            ))
+        };
+        let (id, addr) = part.split_once('=').ok_or_else(|| bad("has no '='"))?;
+        let id: u64 = id.trim().parse().map_err(|_| bad("has no numeric id"))?;
+        let addr = addr.trim();
+        match addr.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+            _ => return Err(bad("has no HOST:PORT address")),
+        }
+        if out.insert(id, addr.to_string()).is_some() {
+            return Err(bad("repeats an id"));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -51,6 +51,12 @@ pub enum ServeError {
     /// restore error is large and start-up errors are rare.
     #[error(transparent)]
     Restore(#[from] Box<crate::restore::RestoreError>),
+    /// The cluster settings are invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The metadata quorum could not start.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::node::ClusterError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -200,6 +206,10 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
             source,
         })?;
     }
+    // The metadata quorum (a one-node cluster without --voters).
+    let cluster =
+        crate::cluster::node::ClusterNode::start(cfg.cluster_settings()?, shutdown.child_token())
+            .await?;
     let tiering =
         crate::tiering::Tiering::open(cfg.tiering_settings(), metrics.tiering.clone()).await?;
     tracing::info!(object_store = %tiering.store.url(), "tiered storage on");
@@ -221,7 +231,7 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
     )?;
     // Writes cluster.json now and whenever topics or committed offsets change.
     SnapshotPublisher::start(Arc::clone(&broker), Arc::clone(&groups), tiering).await;
-    let api = Api::new(Arc::clone(&broker), groups);
+    let api = Api::new(Arc::clone(&broker), groups, Arc::clone(&cluster));
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(16 * 1024 * 1024))
@@ -251,9 +261,15 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
             }),
             shutdown.clone().cancelled_owned(),
         );
-    http_state.ready.store(true, Ordering::Release);
-    tracing::info!(grpc = %cfg.listen, http = %cfg.http_listen, data_dir = %cfg.data_dir.display(), "broker ready");
     let mut server = tokio::spawn(server);
+    // Ready once the quorum has taken this broker's registration: it has
+    // caught up with the metadata far enough to see itself.
+    tokio::select! {
+        _ = cluster.wait_registered() => {}
+        _ = shutdown.cancelled() => {}
+    }
+    http_state.ready.store(true, Ordering::Release);
+    tracing::info!(grpc = %cfg.listen, http = %cfg.http_listen, data_dir = %cfg.data_dir.display(), node_id = cfg.node_id(), "broker ready");
     let served = tokio::select! {
         r = &mut server => Some(r),
         _ = shutdown.cancelled() => None,
@@ -267,6 +283,7 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
         Some(r) => Some(r),
         None => tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await.ok(),
     };
+    cluster.shutdown().await;
     let _ = http_task.await;
     tracing::info!("stopped");
     match served {

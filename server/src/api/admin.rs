@@ -150,27 +150,42 @@ impl admin_server::Admin for Api {
         &self,
         _request: Request<ClusterStatusRequest>,
     ) -> Result<Response<ClusterStatusResponse>, Status> {
-        // One broker: it is the whole cluster and its own controller.
-        let settings = self.broker.settings();
-        let topics = self.broker.topics();
-        let partitions: usize = topics.iter().map(|t| t.partitions().len()).sum();
+        let meta = self.cluster.metadata();
+        let view = self.cluster.view();
+        let load = meta.load();
+        let brokers = meta
+            .brokers
+            .values()
+            .map(|b| {
+                let (partitions, leaders) = load.get(&b.id).copied().unwrap_or_default();
+                let id = u64::from(b.id);
+                ClusterBrokerStatus {
+                    id: b.id,
+                    address: b.address.clone(),
+                    cluster_address: b.cluster_address.clone(),
+                    alive: !b.fenced,
+                    quorum_role: if view.voters.contains(&id) {
+                        "voter"
+                    } else if view.learners.contains(&id) {
+                        "learner"
+                    } else {
+                        "none"
+                    }
+                    .into(),
+                    controller: view.leader == Some(id),
+                    partitions,
+                    leaders,
+                    epoch: b.epoch,
+                }
+            })
+            .collect();
         Ok(Response::new(ClusterStatusResponse {
-            cluster_id: String::new(),
-            answered_by: settings.broker_id,
-            controller_id: settings.broker_id,
-            brokers: vec![ClusterBrokerStatus {
-                id: settings.broker_id,
-                address: settings.advertised_address.clone(),
-                cluster_address: String::new(),
-                alive: true,
-                quorum_role: "voter".into(),
-                controller: true,
-                partitions: partitions as u32,
-                leaders: partitions as u32,
-                epoch: 1,
-            }],
-            committed_index: 0,
-            applied_index: 0,
+            cluster_id: meta.cluster_id.clone(),
+            answered_by: self.cluster.node_id() as u32,
+            controller_id: view.leader.map(|l| l as u32),
+            brokers,
+            committed_index: view.last_log,
+            applied_index: view.applied,
         }))
     }
 }

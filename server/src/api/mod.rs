@@ -9,6 +9,8 @@ pub mod status;
 
 use std::sync::Arc;
 
+use crate::cluster::node::ClusterNode;
+
 use crate::broker::{Broker, BrokerError};
 use crate::groups::{GroupCoordinator, GroupError};
 
@@ -17,12 +19,22 @@ use crate::groups::{GroupCoordinator, GroupError};
 pub struct Api {
     broker: Arc<Broker>,
     groups: Arc<GroupCoordinator>,
+    cluster: Arc<ClusterNode>,
 }
 
 impl Api {
-    /// Services over a broker and its group coordinator.
-    pub fn new(broker: Arc<Broker>, groups: Arc<GroupCoordinator>) -> Self {
-        Api { broker, groups }
+    /// Services over a broker, its group coordinator and its membership of
+    /// the cluster.
+    pub fn new(
+        broker: Arc<Broker>,
+        groups: Arc<GroupCoordinator>,
+        cluster: Arc<ClusterNode>,
+    ) -> Self {
+        Api {
+            broker,
+            groups,
+            cluster,
+        }
     }
 
     /// Counts and converts a group error.

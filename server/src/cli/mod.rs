@@ -3,6 +3,7 @@
 //! on stderr and exit non-zero.
 
 mod check;
+mod cluster;
 mod consume;
 mod group;
 mod produce;
@@ -44,6 +45,9 @@ enum Command {
     Restore(restore::RestoreArgs),
     /// Measure produce/consume throughput and latency through the Rust SDK.
     Bench(tidelog_bench::BenchArgs),
+    /// Inspect the cluster.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Check a stopped broker's data directory: every batch, index and
     /// recovery point (exits 1 when records cannot be read).
     Check(check::CheckArgs),
@@ -73,6 +77,21 @@ struct ServeArgs {
     /// operator has looked. Env: TIDELOG_ACCEPT_DATA_LOSS=true.
     #[arg(long)]
     accept_data_loss: bool,
+    /// This broker's id in the cluster. Env: TIDELOG_NODE_ID.
+    #[arg(long)]
+    node_id: Option<u32>,
+    /// Address for broker-to-broker traffic (the metadata quorum).
+    /// Env: TIDELOG_CLUSTER_LISTEN.
+    #[arg(long)]
+    cluster_listen: Option<String>,
+    /// The quorum's voters: 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT, each that
+    /// broker's --cluster-listen. Env: TIDELOG_VOTERS.
+    #[arg(long)]
+    voters: Option<String>,
+    /// Address clients should dial for this broker when it differs from
+    /// --listen (containers, NAT). Env: TIDELOG_ADVERTISED_ADDRESS.
+    #[arg(long)]
+    advertise: Option<String>,
 }
 
 /// Connection flags of the client commands (and `bench`). They are global
@@ -133,6 +152,7 @@ pub fn main() -> ExitCode {
             Command::Consume(args) => consume::run(args, &client).await.map_err(|e| e.to_string()),
             Command::Restore(args) => restore::run(args).await,
             Command::Check(args) => check::run(args),
+            Command::Cluster(cmd) => cluster::run(cmd, &client).await.map_err(|e| e.to_string()),
             Command::Bench(args) => tidelog_bench::run(&client.broker, args)
                 .await
                 .map_err(|e| e.to_string()),
@@ -172,6 +192,20 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if args.accept_data_loss {
         cfg.accept_data_loss = true;
     }
+    if let Some(n) = args.node_id {
+        cfg.node_id = n;
+    }
+    if let Some(c) = args.cluster_listen {
+        cfg.cluster_listen = c;
+    }
+    if let Some(v) = args.voters {
+        cfg.voters = v;
+    }
+    if let Some(a) = args.advertise {
+        cfg.advertised_address = a;
+    }
+    // Flags override the file and environment: check the result again.
+    cfg.validate().map_err(|e| e.to_string())?;
     init_tracing(&cfg.log_format);
     crate::serve::run(cfg).await.map_err(|e| e.to_string())
 }
