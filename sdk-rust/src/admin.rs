@@ -269,7 +269,10 @@ impl Admin {
         let mut a = self.conn.admin();
         let r = self
             .conn
-            .call(a.describe_topic(DescribeTopicRequest { name: name.into() }))
+            .call(a.describe_topic(DescribeTopicRequest {
+                name: name.into(),
+                ..Default::default()
+            }))
             .await?;
         r.topic
             .map(Into::into)

@@ -229,6 +229,13 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
         Arc::clone(&broker),
         Duration::from_millis(cfg.group_heartbeat_interval_ms),
     )?;
+    groups.set_directory(Arc::clone(&cluster) as Arc<dyn crate::groups::PartitionDirectory>);
+    // Local topics follow the cluster's metadata from here on.
+    let mut reconciled = crate::cluster::reconcile::start(
+        Arc::clone(&cluster),
+        Arc::clone(&broker),
+        shutdown.child_token(),
+    );
     // Writes cluster.json now and whenever topics or committed offsets change.
     SnapshotPublisher::start(Arc::clone(&broker), Arc::clone(&groups), tiering).await;
     let api = Api::new(Arc::clone(&broker), groups, Arc::clone(&cluster));
@@ -262,10 +269,11 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
             shutdown.clone().cancelled_owned(),
         );
     let mut server = tokio::spawn(server);
-    // Ready once the quorum has taken this broker's registration: it has
-    // caught up with the metadata far enough to see itself.
+    // Ready once the quorum has taken this broker's registration (it has
+    // caught up with the metadata far enough to see itself) and the local
+    // topics match the metadata.
     tokio::select! {
-        _ = cluster.wait_registered() => {}
+        _ = reconciled.wait_for(|done| *done) => {}
         _ = shutdown.cancelled() => {}
     }
     http_state.ready.store(true, Ordering::Release);

@@ -47,6 +47,8 @@ pub struct BrokerProcess {
     pub data_dir: PathBuf,
     env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
+    /// The shared directory of a cluster's brokers (kept while any lives).
+    _cluster_dir: Option<std::sync::Arc<tempfile::TempDir>>,
     log_path: PathBuf,
     /// Set once the broker was ready on its ports.
     started: bool,
@@ -85,6 +87,65 @@ impl BrokerProcess {
         }
     }
 
+    /// Starts `n` brokers on loopback that form one cluster (node ids
+    /// 1..=n, all voters), each with its own data directory, and waits
+    /// until every one is ready. `extra` env goes to every broker.
+    pub fn start_cluster(n: u32, extra: &[(&str, &str)]) -> Vec<BrokerProcess> {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let voters = cluster_ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let tmp = std::sync::Arc::new(tmp);
+        let mut brokers: Vec<BrokerProcess> = (0..n)
+            .map(|i| {
+                let mut env: Vec<(String, String)> = extra
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                env.push(("TIDELOG_NODE_ID".into(), (i + 1).to_string()));
+                env.push((
+                    "TIDELOG_CLUSTER_LISTEN".into(),
+                    format!("127.0.0.1:{}", cluster_ports[i as usize]),
+                ));
+                env.push(("TIDELOG_VOTERS".into(), voters.clone()));
+                let env_refs: Vec<(&str, &str)> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let dir = tmp.path().join(format!("broker-{}", i + 1));
+                let mut b = Self::new_in(dir, &env_refs, None);
+                b._cluster_dir = Some(std::sync::Arc::clone(&tmp));
+                b
+            })
+            .collect();
+        // All at once: none is ready before a majority runs.
+        for b in &mut brokers {
+            b.spawn_child();
+        }
+        for b in &mut brokers {
+            b.wait_ready();
+            b.started = true;
+        }
+        brokers
+    }
+
+    /// Starts a broker (stopped with `kill9`/`terminate`) without waiting
+    /// until it is ready (a cluster member whose peers are down).
+    pub fn start_again_in_background(&mut self) {
+        assert!(self.child.is_none(), "broker still running");
+        self.spawn_child();
+    }
+
+    /// A broker's environment value (e.g. `TIDELOG_NODE_ID`).
+    pub fn env_value(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     fn new_in(data_dir: PathBuf, env: &[(&str, &str)], tmp: Option<tempfile::TempDir>) -> Self {
         let log_path = data_dir.with_extension("broker.log");
         if let Some(parent) = log_path.parent() {
@@ -100,6 +161,7 @@ impl BrokerProcess {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             _tmp: tmp,
+            _cluster_dir: None,
             log_path,
             started: false,
         }

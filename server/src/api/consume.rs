@@ -78,8 +78,8 @@ impl consumer_server::Consumer for Api {
     ) -> Result<Response<FetchResponse>, Status> {
         let req = request.into_inner();
         let partition = self
-            .broker
-            .partition(&req.topic, req.partition)
+            .partition_async(&req.topic, req.partition)
+            .await
             .map_err(|e| self.fail(e))?;
         check_offset(&partition, req.offset).map_err(|e| self.fail(e))?;
         let wait = Duration::from_millis(u64::from(req.max_wait_ms)).min(LIMIT_MAX_WAIT);
@@ -104,11 +104,11 @@ impl consumer_server::Consumer for Api {
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let req = request.into_inner();
-        let topic = self.broker.topic(&req.topic).map_err(|e| self.fail(e))?;
-        let partition = topic
-            .partition(req.partition)
-            .cloned()
+        let partition = self
+            .partition_async(&req.topic, req.partition)
+            .await
             .map_err(|e| self.fail(e))?;
+        let topic = self.broker.topic(&req.topic).map_err(|e| self.fail(e))?;
         check_offset(&partition, req.offset).map_err(|e| self.fail(e))?;
         // Deleting the topic cancels this token: the stream then ends with
         // NOT_FOUND instead of idling on a partition that no longer exists.
@@ -160,8 +160,8 @@ impl consumer_server::Consumer for Api {
     ) -> Result<Response<ListOffsetsResponse>, Status> {
         let req = request.into_inner();
         let partition = self
-            .broker
-            .partition(&req.topic, req.partition)
+            .partition_async(&req.topic, req.partition)
+            .await
             .map_err(|e| self.fail(e))?;
         let spec = req.spec.and_then(|s| s.spec).ok_or_else(|| {
             self.fail(BrokerError::InvalidRequest(

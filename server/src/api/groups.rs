@@ -15,8 +15,11 @@ use tidelog_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::Api;
+use crate::broker::BrokerError;
+use crate::cluster::controller::ControllerRequest;
 use crate::groups::offsets::Tp;
 use crate::groups::{GroupError, Heartbeat, ResetTo, DEFAULT_SESSION_TIMEOUT};
+use tidelog_proto::v1::ErrorReason;
 
 fn flatten(tps: Vec<TopicPartitions>) -> Vec<Tp> {
     tps.into_iter()
@@ -37,19 +40,80 @@ fn group_by_topic(tps: impl IntoIterator<Item = Tp>) -> Vec<TopicPartitions> {
         .collect()
 }
 
+impl Api {
+    /// The broker coordinating `group`: from the metadata, or chosen by the
+    /// controller at first use.
+    async fn coordinator_of(&self, group: &str) -> Result<(u32, String), BrokerError> {
+        let lookup = |meta: &crate::cluster::state::MetadataState| {
+            let id = *meta.coordinators.get(group)?;
+            let address = meta.brokers.get(&id)?.address.clone();
+            Some((id, address))
+        };
+        if let Some(found) = lookup(&self.cluster.metadata()) {
+            return Ok(found);
+        }
+        self.cluster
+            .request(ControllerRequest::AssignCoordinator {
+                group: group.to_string(),
+            })
+            .await
+            .map_err(|e| BrokerError::QuorumUnavailable(e.to_string()))?;
+        let mut rx = self.cluster.subscribe();
+        let found = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(found) = lookup(&rx.borrow_and_update()) {
+                    return Some(found);
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        found.ok().flatten().ok_or_else(|| {
+            BrokerError::QuorumUnavailable(format!("no coordinator for group '{group}' yet"))
+        })
+    }
+
+    /// NOT_COORDINATOR (naming the coordinator) unless this broker
+    /// coordinates `group`.
+    async fn check_coordinator(&self, group: &str) -> Result<(), Status> {
+        crate::groups::validate_group_id(group).map_err(|e| self.fail_group(e))?;
+        let (id, address) = self.coordinator_of(group).await.map_err(|e| self.fail(e))?;
+        if u64::from(id) == self.cluster.node_id() {
+            return Ok(());
+        }
+        let mut s = Status::unavailable(format!(
+            "broker {id} at {address} coordinates group '{group}'; send its calls there (FindCoordinator)"
+        ));
+        if let (Ok(r), Ok(i), Ok(a)) = (
+            ErrorReason::NotCoordinator.as_str_name().parse(),
+            id.to_string().parse(),
+            address.parse(),
+        ) {
+            s.metadata_mut().insert(tidelog_proto::ERROR_REASON_KEY, r);
+            s.metadata_mut().insert(tidelog_proto::LEADER_ID_KEY, i);
+            s.metadata_mut()
+                .insert(tidelog_proto::LEADER_ADDRESS_KEY, a);
+        }
+        Err(s)
+    }
+}
+
 #[tonic::async_trait]
 impl groups_server::Groups for Api {
     async fn find_coordinator(
         &self,
-        _request: Request<FindCoordinatorRequest>,
+        request: Request<FindCoordinatorRequest>,
     ) -> Result<Response<FindCoordinatorResponse>, Status> {
-        // One broker coordinates every group.
-        let settings = self.broker.settings();
+        let group = request.into_inner().group_id;
+        crate::groups::validate_group_id(&group).map_err(|e| self.fail_group(e))?;
+        let (id, address) = self
+            .coordinator_of(&group)
+            .await
+            .map_err(|e| self.fail(e))?;
         Ok(Response::new(FindCoordinatorResponse {
-            coordinator: Some(BrokerInfo {
-                id: settings.broker_id,
-                address: settings.advertised_address.clone(),
-            }),
+            coordinator: Some(BrokerInfo { id, address }),
         }))
     }
 
@@ -58,6 +122,7 @@ impl groups_server::Groups for Api {
         request: Request<GroupHeartbeatRequest>,
     ) -> Result<Response<GroupHeartbeatResponse>, Status> {
         let req = request.into_inner();
+        self.check_coordinator(&req.group_id).await?;
         let session_timeout = match req.session_timeout_ms {
             0 => DEFAULT_SESSION_TIMEOUT,
             ms => Duration::from_millis(u64::from(ms)),
@@ -89,6 +154,7 @@ impl groups_server::Groups for Api {
         request: Request<CommitOffsetsRequest>,
     ) -> Result<Response<CommitOffsetsResponse>, Status> {
         let req = request.into_inner();
+        self.check_coordinator(&req.group_id).await?;
         let offsets = req
             .offsets
             .into_iter()
@@ -110,6 +176,7 @@ impl groups_server::Groups for Api {
         request: Request<FetchOffsetsRequest>,
     ) -> Result<Response<FetchOffsetsResponse>, Status> {
         let req = request.into_inner();
+        self.check_coordinator(&req.group_id).await?;
         let committed = self
             .groups
             .committed(&req.group_id)
@@ -172,6 +239,7 @@ impl groups_server::Groups for Api {
         request: Request<DescribeGroupRequest>,
     ) -> Result<Response<DescribeGroupResponse>, Status> {
         let req = request.into_inner();
+        self.check_coordinator(&req.group_id).await?;
         let d = self
             .groups
             .describe(&req.group_id)
@@ -212,6 +280,7 @@ impl groups_server::Groups for Api {
         request: Request<DeleteGroupRequest>,
     ) -> Result<Response<DeleteGroupResponse>, Status> {
         let req = request.into_inner();
+        self.check_coordinator(&req.group_id).await?;
         let groups = self.groups.clone();
         tokio::task::spawn_blocking(move || groups.delete(&req.group_id))
             .await
@@ -225,6 +294,7 @@ impl groups_server::Groups for Api {
         request: Request<ResetOffsetsRequest>,
     ) -> Result<Response<ResetOffsetsResponse>, Status> {
         let req = request.into_inner();
+        self.check_coordinator(&req.group_id).await?;
         let to =
             match req.spec.and_then(|s| s.spec) {
                 Some(Spec::Earliest(_)) => ResetTo::Earliest,

@@ -64,7 +64,7 @@ impl Api {
                 )))
             }
         };
-        let partition = self.broker.partition(&req.topic, req.partition)?;
+        let partition = self.partition(&req.topic, req.partition)?;
         // Local disk past the high-water mark (uploads behind): a retriable
         // refusal instead of filling the disk.
         self.broker.check_disk_space()?;

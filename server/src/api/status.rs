@@ -17,6 +17,10 @@ pub fn classify(e: &BrokerError) -> (Code, ErrorReason) {
             (Code::NotFound, R::UnknownTopic)
         }
         BrokerError::UnknownPartition { .. } => (Code::NotFound, R::UnknownPartition),
+        BrokerError::NotHosted { .. } | BrokerError::NotLeader { .. } => {
+            (Code::Unavailable, R::NotLeader)
+        }
+        BrokerError::QuorumUnavailable(_) => (Code::Unavailable, R::QuorumUnavailable),
         BrokerError::TopicExists(_) => (Code::AlreadyExists, R::TopicAlreadyExists),
         BrokerError::InvalidTopicName { .. } => (Code::InvalidArgument, R::InvalidTopicName),
         BrokerError::InvalidConfig(_) => (Code::InvalidArgument, R::InvalidConfig),
@@ -75,9 +79,25 @@ pub fn classify_group(e: &GroupError) -> (Code, ErrorReason) {
     }
 }
 
-/// Converts a broker error to a status carrying the reason in metadata.
+/// Converts a broker error to a status carrying the reason in metadata
+/// (and, for NOT_LEADER, who leads).
 pub fn to_status(e: &BrokerError) -> Status {
-    with_reason(classify(e), e.to_string())
+    let mut status = with_reason(classify(e), e.to_string());
+    if let BrokerError::NotLeader {
+        leader: Some((id, address)),
+        ..
+    } = e
+    {
+        if let (Ok(id), Ok(address)) = (id.to_string().parse(), address.parse()) {
+            status
+                .metadata_mut()
+                .insert(tidelog_proto::LEADER_ID_KEY, id);
+            status
+                .metadata_mut()
+                .insert(tidelog_proto::LEADER_ADDRESS_KEY, address);
+        }
+    }
+    status
 }
 
 /// Converts a group error to a status carrying the reason in metadata.

@@ -71,6 +71,28 @@ pub enum BrokerError {
         /// What was found, and where.
         detail: String,
     },
+    /// Another broker hosts this partition (the API names the leader).
+    #[error("partition {topic}/{partition} is not hosted on this broker")]
+    NotHosted {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+    },
+    /// Another broker leads this partition.
+    #[error("partition {topic}/{partition} is led by {}; refresh metadata and send it there", leader.as_ref().map_or_else(|| "another broker (not known yet)".to_string(), |(id, addr)| format!("broker {id} at {addr}")))]
+    NotLeader {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// The leader's id and client address, when known.
+        leader: Option<(u32, String)>,
+    },
+    /// The cluster's metadata cannot change now (no majority or no
+    /// controller); retriable.
+    #[error("{0}")]
+    QuorumUnavailable(String),
     /// A failure outside the log (metadata files and the like).
     #[error("storage error: {0}")]
     Storage(String),

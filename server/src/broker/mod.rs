@@ -187,8 +187,9 @@ impl Broker {
             // Accepted by an older version: keep serving it, and say so.
             tracing::warn!(topic = %meta.name, error = %e, "topic config is contradictory; alter it");
         }
-        let mut partitions = Vec::with_capacity(meta.partitions as usize);
-        for p in 0..meta.partitions {
+        let hosted = meta.hosted();
+        let mut partitions = Vec::with_capacity(hosted.len());
+        for p in hosted {
             let remote = self.tiering.as_ref().map(|t| {
                 let pdir = dir.join(p.to_string());
                 Arc::new(RemotePartition::new(

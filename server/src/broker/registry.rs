@@ -5,17 +5,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::topic::TopicMeta;
 use super::{now_ms, storage, topic, topic_config, Broker, BrokerError, Topic};
 
 impl Broker {
-    /// Creates a topic: validates, writes partition directories, then
-    /// `topic.json` last, so a crash mid-way leaves nothing half-visible.
-    pub async fn create_topic(
+    /// Checks a topic to be created: name, partition count, config.
+    pub fn validate_new_topic(
         &self,
         name: &str,
         partitions: u32,
-        config: BTreeMap<String, String>,
-    ) -> Result<Arc<Topic>, BrokerError> {
+        config: &BTreeMap<String, String>,
+    ) -> Result<(), BrokerError> {
         topic::validate_name(name)?;
         if partitions == 0 || partitions > topic::MAX_PARTITIONS {
             return Err(BrokerError::InvalidRequest(format!(
@@ -23,27 +23,33 @@ impl Broker {
                 topic::MAX_PARTITIONS
             )));
         }
-        topic_config::resolve_consistent(&self.settings.log_defaults, &config)?;
+        topic_config::resolve_consistent(&self.settings.log_defaults, config)?;
+        Ok(())
+    }
+
+    /// Creates the local part of a topic the cluster placed (partitions in
+    /// `meta.hosted`): writes partition directories, then `topic.json`
+    /// last, so a crash mid-way leaves nothing half-visible.
+    pub async fn create_local_topic(&self, meta: TopicMeta) -> Result<Arc<Topic>, BrokerError> {
+        let name = meta.name.clone();
         let _guard = self.admin.lock().await;
-        if self.topics.read().contains_key(name) {
-            return Err(BrokerError::TopicExists(name.to_string()));
+        if self.topics.read().contains_key(&name) {
+            return Err(BrokerError::TopicExists(name));
         }
-        let dir = Topic::dir_for(&self.topics_dir, name);
+        let dir = Topic::dir_for(&self.topics_dir, &name);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| storage(&dir, e))?;
         }
-        let meta = Topic::new_meta(name, partitions, config, now_ms());
-        for p in 0..partitions {
+        for p in meta.hosted() {
             let pdir = dir.join(p.to_string());
             std::fs::create_dir_all(&pdir).map_err(|e| storage(&pdir, e))?;
         }
         Topic::write_meta(&dir, &meta)?;
         crate::log::partition_log::sync_dir(&self.topics_dir)?;
+        let partitions = meta.partitions;
         let topic = self.open_topic(meta, dir)?;
-        self.topics
-            .write()
-            .insert(name.to_string(), Arc::clone(&topic));
-        tracing::info!(topic = name, partitions, "created topic");
+        self.topics.write().insert(name.clone(), Arc::clone(&topic));
+        tracing::info!(topic = %name, partitions, hosted = topic.partitions().len(), "created topic");
         let _ = self.load_remote_state_of(&topic).await;
         if let Some(l) = self.topic_listener() {
             l.topics_changed().await;
@@ -85,6 +91,26 @@ impl Broker {
         }
         self.delete_remote_objects(&topic);
         Ok(())
+    }
+
+    /// Replaces a topic's config overrides with `config` (as the cluster
+    /// decided them).
+    pub fn set_topic_config(
+        &self,
+        name: &str,
+        config: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, BrokerError> {
+        let topic = self.topic(name)?;
+        let current = topic.meta().config;
+        if current == config {
+            return Ok(topic);
+        }
+        let delete: Vec<String> = current
+            .keys()
+            .filter(|k| !config.contains_key(*k))
+            .cloned()
+            .collect();
+        self.alter_topic_config(name, config, &delete)
     }
 
     /// Changes a topic's config.

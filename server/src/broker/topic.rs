@@ -59,6 +59,20 @@ pub struct TopicMeta {
     pub config: BTreeMap<String, String>,
     /// Creation time (ms).
     pub created_ms: i64,
+    /// The partitions this broker hosts (the cluster placed the others on
+    /// other brokers); absent: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted: Option<Vec<u32>>,
+}
+
+impl TopicMeta {
+    /// Partition numbers this broker hosts.
+    pub fn hosted(&self) -> Vec<u32> {
+        match &self.hosted {
+            Some(h) => h.clone(),
+            None => (0..self.partitions).collect(),
+        }
+    }
 }
 
 /// A live topic.
@@ -110,6 +124,7 @@ impl Topic {
             partitions,
             config,
             created_ms: now_ms,
+            hosted: None,
         }
     }
 
@@ -161,19 +176,33 @@ impl Topic {
         self.meta.read().clone()
     }
 
-    /// All partitions.
+    /// The partitions this broker hosts, by number.
     pub fn partitions(&self) -> &[Arc<Partition>] {
         &self.partitions
     }
 
-    /// One partition, or NOT_FOUND.
+    /// How many partitions the topic has in all (hosted here or not).
+    pub fn partition_count(&self) -> u32 {
+        self.meta.read().partitions
+    }
+
+    /// One partition: NOT_FOUND past the topic's count, `NotHosted` when
+    /// another broker hosts it.
     pub fn partition(&self, id: u32) -> Result<&Arc<Partition>, BrokerError> {
-        self.partitions
-            .get(id as usize)
-            .ok_or_else(|| BrokerError::UnknownPartition {
+        let count = self.partition_count();
+        if id >= count {
+            return Err(BrokerError::UnknownPartition {
                 topic: self.name(),
                 partition: id,
-                count: self.partitions.len() as u32,
+                count,
+            });
+        }
+        self.partitions
+            .iter()
+            .find(|p| p.id() == id)
+            .ok_or_else(|| BrokerError::NotHosted {
+                topic: self.name(),
+                partition: id,
             })
     }
 

@@ -11,9 +11,11 @@
 //! `--cluster-listen`), `node` (this broker's membership: start, form,
 //! register, write through the controller).
 
+pub mod controller;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod reconcile;
 pub mod service;
 pub mod state;
 pub mod state_machine;

@@ -18,6 +18,7 @@ use tidelog_proto::internal::ForwardRequest;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::controller::{decide, ControllerRequest};
 use super::log_store::LogStore;
 use super::network::{channel, NetFactory, MAX_MESSAGE};
 use super::service::ClusterService;
@@ -82,7 +83,7 @@ pub enum ForwardOutcome {
 }
 
 /// Runs `command` through the local Raft, which must lead the quorum.
-pub(super) async fn write_local(raft: &Raft, command: Command) -> ForwardOutcome {
+async fn write_local(raft: &Raft, command: Command) -> ForwardOutcome {
     match tokio::time::timeout(WRITE_TIMEOUT, raft.client_write(command)).await {
         Ok(Ok(resp)) => ForwardOutcome::Applied(resp.data),
         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
@@ -120,6 +121,7 @@ pub struct ClusterNode {
     sm: StateMachine,
     settings: ClusterSettings,
     registered: watch::Sender<bool>,
+    deciding: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -193,28 +195,14 @@ impl ClusterNode {
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
 
-        if let Some(listen) = &settings.cluster_listen {
-            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        // Bind before anything else can fail later, so a bad address is
+        // the error reported.
+        let listener = match &settings.cluster_listen {
+            Some(listen) => Some(tokio::net::TcpListener::bind(listen).await.map_err(|e| {
                 ClusterError::Config(format!("cannot listen on --cluster-listen {listen}: {e}"))
-            })?;
-            let service = ClusterServer::new(ClusterService {
-                raft: raft.clone(),
-                node_id: settings.node_id,
-            })
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-                let served = tonic::transport::Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "cluster listener failed");
-                }
-            });
-        }
+            })?),
+            None => None,
+        };
 
         let members: BTreeMap<u64, MetaNode> = settings
             .voters
@@ -259,7 +247,26 @@ impl ClusterNode {
             sm,
             settings,
             registered,
+            deciding: tokio::sync::Mutex::new(()),
         });
+        if let Some(listener) = listener {
+            let service = ClusterServer::new(ClusterService {
+                node: Arc::clone(&node),
+            })
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                let served = tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "cluster listener failed");
+                }
+            });
+        }
         let n = Arc::clone(&node);
         tokio::spawn(async move { n.register(shutdown).await });
         Ok(node)
@@ -315,17 +322,22 @@ impl ClusterNode {
         *self.registered.borrow()
     }
 
-    /// Writes a metadata command through the controller (this broker when
-    /// it leads the quorum, else forwarded), retrying while a controller is
-    /// being elected.
+    /// Writes a metadata command through the controller.
     pub async fn write(&self, command: Command) -> Result<CommandResult, ClusterError> {
+        self.request(ControllerRequest::Apply(command)).await
+    }
+
+    /// Asks the controller for a change: decided here when this broker
+    /// leads the quorum, else forwarded to the controller; retried while a
+    /// controller is being elected.
+    pub async fn request(&self, request: ControllerRequest) -> Result<CommandResult, ClusterError> {
         let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
         let mut last = String::from("no controller elected yet");
         while tokio::time::Instant::now() < deadline {
-            let outcome = match write_local(&self.raft, command.clone()).await {
+            let outcome = match self.execute(request.clone()).await {
                 ForwardOutcome::NotLeader {
                     address: Some(address),
-                } => forward(&address, &command).await,
+                } => forward(&address, &request).await,
                 other => other,
             };
             match outcome {
@@ -338,6 +350,32 @@ impl ClusterNode {
         Err(ClusterError::QuorumUnavailable(last))
     }
 
+    /// Decides and writes `request` here; `NotLeader` unless this broker
+    /// leads the quorum.
+    pub(super) async fn execute(&self, request: ControllerRequest) -> ForwardOutcome {
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader != Some(self.settings.node_id) {
+            let address = m.current_leader.and_then(|l| {
+                m.membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.cluster_address.clone())
+            });
+            return ForwardOutcome::NotLeader { address };
+        }
+        // Serialised so each decision sees the one before it applied.
+        let _one_at_a_time = self.deciding.lock().await;
+        let command = match decide(
+            &self.sm.current(),
+            request,
+            chrono::Utc::now().timestamp_millis(),
+        ) {
+            Ok(c) => c,
+            Err(refused) => return ForwardOutcome::Applied(refused),
+        };
+        write_local(&self.raft, command).await
+    }
+
     /// The metadata as applied here.
     pub fn metadata(&self) -> Arc<MetadataState> {
         self.sm.current()
@@ -346,6 +384,11 @@ impl ClusterNode {
     /// Every change of the metadata applied here.
     pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataState>> {
         self.sm.subscribe()
+    }
+
+    /// The local Raft (for the cluster service).
+    pub(super) fn raft(&self) -> &Raft {
+        &self.raft
     }
 
     /// This broker's id.
@@ -377,13 +420,22 @@ impl ClusterNode {
     }
 }
 
-/// Sends `command` to the controller at `address` (its cluster listener).
-async fn forward(address: &str, command: &Command) -> ForwardOutcome {
+impl crate::groups::PartitionDirectory for ClusterNode {
+    fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.metadata()
+            .topics
+            .get(topic)
+            .map(|t| t.partitions.len() as u32)
+    }
+}
+
+/// Sends `request` to the controller at `address` (its cluster listener).
+async fn forward(address: &str, request: &ControllerRequest) -> ForwardOutcome {
     let Some(ch) = channel(address) else {
         return ForwardOutcome::Unavailable(format!("bad controller address '{address}'"));
     };
-    let Ok(bytes) = serde_json::to_vec(command) else {
-        return ForwardOutcome::Unavailable("cannot encode the command".into());
+    let Ok(bytes) = serde_json::to_vec(request) else {
+        return ForwardOutcome::Unavailable("cannot encode the request".into());
     };
     let mut request = tonic::Request::new(ForwardRequest {
         command: bytes.into(),

@@ -8,15 +8,15 @@ use tidelog_proto::internal::cluster_server::Cluster;
 use tidelog_proto::internal::{ForwardRequest, ForwardResponse, RaftMessage};
 use tonic::{Request, Response, Status};
 
-use super::node::{write_local, ForwardOutcome};
-use super::state::Command;
-use super::types::Raft;
+use std::sync::Arc;
+
+use super::controller::ControllerRequest;
+use super::node::{ClusterNode, ForwardOutcome};
 
 /// The service; one per broker.
 #[derive(Clone)]
 pub struct ClusterService {
-    pub(super) raft: Raft,
-    pub(super) node_id: u64,
+    pub(super) node: Arc<ClusterNode>,
 }
 
 fn decode<T: DeserializeOwned>(msg: &RaftMessage, node_id: u64) -> Result<T, Status> {
@@ -44,33 +44,36 @@ impl Cluster for ClusterService {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let req = decode(request.get_ref(), self.node_id)?;
-        let result = self.raft.append_entries(req).await;
-        encode(self.node_id, &result)
+        let id = self.node.node_id();
+        let req = decode(request.get_ref(), id)?;
+        let result = self.node.raft().append_entries(req).await;
+        encode(id, &result)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let req = decode(request.get_ref(), self.node_id)?;
-        let result = self.raft.vote(req).await;
-        encode(self.node_id, &result)
+        let id = self.node.node_id();
+        let req = decode(request.get_ref(), id)?;
+        let result = self.node.raft().vote(req).await;
+        encode(id, &result)
     }
 
     async fn install_snapshot(
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let req = decode(request.get_ref(), self.node_id)?;
-        let result = self.raft.install_snapshot(req).await;
-        encode(self.node_id, &result)
+        let id = self.node.node_id();
+        let req = decode(request.get_ref(), id)?;
+        let result = self.node.raft().install_snapshot(req).await;
+        encode(id, &result)
     }
 
     async fn forward(
         &self,
         request: Request<ForwardRequest>,
     ) -> Result<Response<ForwardResponse>, Status> {
-        let command: Command = serde_json::from_slice(&request.get_ref().command)
+        let req: ControllerRequest = serde_json::from_slice(&request.get_ref().command)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let outcome: ForwardOutcome = write_local(&self.raft, command).await;
+        let outcome: ForwardOutcome = self.node.execute(req).await;
         let result = serde_json::to_vec(&outcome).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(ForwardResponse {
             result: result.into(),

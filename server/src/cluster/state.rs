@@ -57,6 +57,10 @@ pub struct MetadataState {
     pub brokers: BTreeMap<u32, BrokerRecord>,
     /// Topics.
     pub topics: BTreeMap<String, TopicRecord>,
+    /// The coordinator of each consumer group (chosen at first use and
+    /// kept, since the group's committed offsets live there).
+    #[serde(default)]
+    pub coordinators: BTreeMap<String, u32>,
 }
 
 /// A change to the metadata, decided by the controller.
@@ -97,6 +101,13 @@ pub enum Command {
         /// Name.
         name: String,
     },
+    /// Names a group's coordinator (the first assignment stays).
+    AssignCoordinator {
+        /// Group id.
+        group: String,
+        /// The broker.
+        broker: u32,
+    },
     /// Replaces a topic's config overrides.
     SetTopicConfig {
         /// Name.
@@ -127,6 +138,14 @@ pub enum Refusal {
     /// No such broker.
     #[error("unknown broker {0}")]
     UnknownBroker(u32),
+    /// Too few live brokers for the replicas asked.
+    #[error("{needed} live broker(s) needed, {live} live")]
+    NotEnoughBrokers {
+        /// Replicas per partition.
+        needed: usize,
+        /// Live brokers.
+        live: usize,
+    },
 }
 
 impl MetadataState {
@@ -194,12 +213,26 @@ impl MetadataState {
                     return CommandResult::Refused(Refusal::UnknownTopic(name.clone()));
                 }
             }
+            Command::AssignCoordinator { group, broker } => {
+                self.coordinators.entry(group.clone()).or_insert(*broker);
+            }
             Command::SetTopicConfig { name, config } => match self.topics.get_mut(name) {
                 Some(t) => t.config = config.clone(),
                 None => return CommandResult::Refused(Refusal::UnknownTopic(name.clone())),
             },
         }
         CommandResult::Ok
+    }
+
+    /// A broker to coordinate `group`, spread by a hash of the id over the
+    /// live brokers.
+    pub fn pick_coordinator(&self, group: &str) -> Option<u32> {
+        let live = self.live_brokers();
+        if live.is_empty() {
+            return None;
+        }
+        let i = crc32c::crc32c(group.as_bytes()) as usize % live.len();
+        live.get(i).copied()
     }
 
     /// Brokers that may take new partitions (registered, not fenced).

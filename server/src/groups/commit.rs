@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::offsets::{Committed, Tp};
 use super::{now_ms, validate_group_id, GroupCoordinator, GroupError, MAX_METADATA};
+use crate::broker::BrokerError;
 
 impl GroupCoordinator {
     /// Commits offsets, checking the member's epoch and ownership.
@@ -17,7 +18,18 @@ impl GroupCoordinator {
     ) -> Result<(), GroupError> {
         validate_group_id(group_id)?;
         for ((topic, partition), offset, metadata) in &offsets {
-            self.broker.partition(topic, *partition)?;
+            match self.partition_count(topic) {
+                None => return Err(BrokerError::UnknownTopic(topic.clone()).into()),
+                Some(n) if *partition >= n => {
+                    return Err(BrokerError::UnknownPartition {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        count: n,
+                    }
+                    .into())
+                }
+                Some(_) => {}
+            }
             if *offset < 0 {
                 return Err(GroupError::InvalidRequest(format!(
                     "offset {offset} for {topic}/{partition} is negative"

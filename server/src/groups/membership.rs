@@ -83,12 +83,7 @@ impl GroupCoordinator {
         topics: impl Iterator<Item = String>,
     ) -> BTreeMap<String, u32> {
         topics
-            .filter_map(|t| {
-                self.broker
-                    .topic(&t)
-                    .ok()
-                    .map(|topic| (t, topic.partitions().len() as u32))
-            })
+            .filter_map(|t| self.partition_count(&t).map(|n| (t, n)))
             .collect()
     }
 

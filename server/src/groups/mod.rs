@@ -66,6 +66,9 @@ impl GroupState {
 #[derive(Debug)]
 pub struct GroupCoordinator {
     broker: Arc<Broker>,
+    /// Partition counts of topics, wherever their partitions are hosted
+    /// (the cluster's metadata; this broker's topics until it is set).
+    directory: std::sync::OnceLock<Arc<dyn PartitionDirectory>>,
     store: OffsetStore,
     /// Bumped after every change to committed offsets, so readers (the
     /// cluster snapshot publisher) can tell whether theirs are current.
@@ -76,6 +79,28 @@ pub struct GroupCoordinator {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// Where a group coordinator learns how many partitions a topic has,
+/// including partitions other brokers host.
+pub trait PartitionDirectory: Send + Sync + std::fmt::Debug {
+    /// The topic's partition count; `None` when it does not exist.
+    fn partition_count(&self, topic: &str) -> Option<u32>;
+}
+
+impl GroupCoordinator {
+    /// Sets where partition counts come from (once; the cluster's metadata).
+    pub fn set_directory(&self, directory: Arc<dyn PartitionDirectory>) {
+        let _ = self.directory.set(directory);
+    }
+
+    /// The partition count of a topic, wherever its partitions live.
+    pub(crate) fn partition_count(&self, topic: &str) -> Option<u32> {
+        match self.directory.get() {
+            Some(d) => d.partition_count(topic),
+            None => self.broker.topic(topic).ok().map(|t| t.partition_count()),
+        }
+    }
 }
 
 /// Checks a group id.
@@ -96,6 +121,7 @@ impl GroupCoordinator {
         let store = OffsetStore::open(&broker.settings().data_dir.join("groups"))?;
         let c = Arc::new(GroupCoordinator {
             broker: Arc::clone(&broker),
+            directory: std::sync::OnceLock::new(),
             store,
             offsets_version: AtomicU64::new(0),
             groups: Mutex::new(HashMap::new()),

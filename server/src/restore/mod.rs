@@ -117,6 +117,7 @@ pub async fn restore(
             partitions: t.partitions,
             config: t.config.clone(),
             created_ms: t.created_ms,
+            hosted: None,
         };
         Topic::write_meta(&dir, &meta)?;
         summary.topics += 1;

@@ -1,0 +1,327 @@
+//! A Tidelog cluster: three real brokers on loopback form one metadata
+//! quorum, spread partitions, route clients to leaders, survive the
+//! controller's `kill -9` and a full restart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use tidelog_e2e::{error_reason, BrokerProcess};
+use tidelog_proto::v1::admin_client::AdminClient;
+use tidelog_proto::v1::consumer_client::ConsumerClient;
+use tidelog_proto::v1::producer_client::ProducerClient;
+use tidelog_proto::v1::{
+    CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, FetchRequest, MetadataRequest,
+    ProduceRequest,
+};
+
+/// `tidelog cluster status --json` through `broker`.
+fn status(broker: &BrokerProcess) -> Option<serde_json::Value> {
+    let out = broker.cli(&["cluster", "status", "--json"]);
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Waits until `broker` reports a controller among `allowed` and returns it.
+fn wait_controller(broker: &BrokerProcess, allowed: &[u64], secs: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if let Some(c) = status(broker).and_then(|s| s["controller_id"].as_u64()) {
+            if allowed.contains(&c) {
+                return c;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no controller among {allowed:?} within {secs}s");
+}
+
+async fn admin(b: &BrokerProcess) -> AdminClient<tonic::transport::Channel> {
+    AdminClient::connect(format!("http://{}", b.addr))
+        .await
+        .expect("connect")
+}
+
+async fn create(b: &BrokerProcess, name: &str, partitions: u32) -> Result<(), tonic::Status> {
+    admin(b)
+        .await
+        .create_topic(CreateTopicRequest {
+            name: name.into(),
+            partitions,
+            ..CreateTopicRequest::default()
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Leader broker id of each partition, as `b` describes the topic.
+async fn leaders(b: &BrokerProcess, name: &str) -> Vec<u32> {
+    let d = admin(b)
+        .await
+        .describe_topic(DescribeTopicRequest {
+            name: name.into(),
+            local_only: false,
+        })
+        .await
+        .expect("describe")
+        .into_inner()
+        .topic
+        .expect("topic");
+    d.partitions.iter().map(|p| p.leader).collect()
+}
+
+fn one_record_batch(value: &[u8]) -> bytes::Bytes {
+    let mut b = tidelog_proto::batch::BatchBuilder::new(
+        tidelog_proto::batch::Compression::None,
+        1_700_000_000_000,
+    );
+    b.push(1_700_000_000_000, None, Some(value), &[]);
+    b.finish(-1, -1, -1)
+}
+
+async fn produce(
+    addr: &str,
+    topic: &str,
+    partition: u32,
+    value: &[u8],
+) -> Result<i64, tonic::Status> {
+    let mut c = ProducerClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    c.produce(ProduceRequest {
+        topic: topic.into(),
+        partition,
+        batches: vec![one_record_batch(value)],
+        ..ProduceRequest::default()
+    })
+    .await
+    .map(|r| r.into_inner().results.first().map_or(-1, |b| b.base_offset))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_brokers_form_a_cluster_spread_partitions_and_route_to_leaders() {
+    let brokers = BrokerProcess::start_cluster(3, &[]);
+    let s = status(&brokers[1]).expect("status");
+    let ids: BTreeSet<u64> = s["brokers"]
+        .as_array()
+        .expect("brokers")
+        .iter()
+        .filter(|b| b["alive"] == true && b["quorum_role"] == "voter")
+        .filter_map(|b| b["id"].as_u64())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([1, 2, 3]), "{s}");
+    let controller = s["controller_id"].as_u64().expect("a controller");
+    let controllers = s["brokers"]
+        .as_array()
+        .expect("brokers")
+        .iter()
+        .filter(|b| b["controller"] == true)
+        .count();
+    assert_eq!(controllers, 1);
+    assert!(ids.contains(&controller));
+
+    // Created through one broker, spread over all three, seen alike by each.
+    create(&brokers[2], "spread", 6).await.expect("create");
+    let placed = leaders(&brokers[0], "spread").await;
+    let mut per_broker: BTreeMap<u32, usize> = BTreeMap::new();
+    for l in &placed {
+        *per_broker.entry(*l).or_default() += 1;
+    }
+    assert_eq!(
+        per_broker,
+        BTreeMap::from([(1, 2), (2, 2), (3, 2)]),
+        "{placed:?}"
+    );
+    for b in &brokers {
+        assert_eq!(leaders(b, "spread").await, placed);
+        let m = admin(b)
+            .await
+            .metadata(MetadataRequest {
+                topics: vec!["spread".into()],
+            })
+            .await
+            .expect("metadata")
+            .into_inner();
+        assert_eq!(m.brokers.len(), 3);
+        assert_eq!(m.topics[0].leaders, placed);
+    }
+
+    // Produce to each partition's leader; a broker that does not lead it
+    // says NOT_LEADER and names the leader.
+    let addr_of = |id: u32| brokers[(id - 1) as usize].addr.clone();
+    for (p, &leader) in placed.iter().enumerate() {
+        let offset = produce(
+            &addr_of(leader),
+            "spread",
+            p as u32,
+            format!("v{p}").as_bytes(),
+        )
+        .await
+        .expect("produce to the leader");
+        assert_eq!(offset, 0);
+        let other = if leader == 1 { 2 } else { 1 };
+        let refused = produce(&addr_of(other), "spread", p as u32, b"x")
+            .await
+            .expect_err("not the leader");
+        assert_eq!(
+            error_reason(&refused),
+            "NOT_LEADER",
+            "{}",
+            refused.message()
+        );
+        let hint = refused
+            .metadata()
+            .get(tidelog_proto::LEADER_ADDRESS_KEY)
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(hint, Some(addr_of(leader).as_str()));
+        let mut c = ConsumerClient::connect(format!("http://{}", addr_of(leader)))
+            .await
+            .expect("connect");
+        let r = c
+            .fetch(FetchRequest {
+                topic: "spread".into(),
+                partition: p as u32,
+                offset: 0,
+                ..FetchRequest::default()
+            })
+            .await
+            .expect("fetch from the leader")
+            .into_inner();
+        assert_eq!(r.high_watermark, 1);
+    }
+
+    // Admin calls through any broker; deletion removes the data wherever
+    // it lives.
+    let err = create(&brokers[0], "spread", 1).await.expect_err("exists");
+    assert_eq!(error_reason(&err), "TOPIC_ALREADY_EXISTS");
+    admin(&brokers[1])
+        .await
+        .delete_topic(DeleteTopicRequest {
+            name: "spread".into(),
+        })
+        .await
+        .expect("delete");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while brokers
+        .iter()
+        .any(|b| b.data_dir.join("topics/spread").exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "every broker removed its partitions"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_controller_elects_another_and_it_rejoins_when_restarted() {
+    let mut brokers = BrokerProcess::start_cluster(3, &[]);
+    let controller = wait_controller(&brokers[0], &[1, 2, 3], 10);
+    let idx = (controller - 1) as usize;
+    brokers[idx].kill9();
+    let survivor = &brokers[(idx + 1) % 3];
+    let others: Vec<u64> = (1..=3).filter(|&i| i != controller).collect();
+    let started = Instant::now();
+    wait_controller(survivor, &others, 15);
+    let elected_in = started.elapsed();
+    assert!(elected_in < Duration::from_secs(10), "{elected_in:?}");
+    // Metadata changes go on with two of three.
+    create(survivor, "after-failover", 3)
+        .await
+        .expect("create after failover");
+
+    brokers[idx].start_again_in_background();
+    brokers[idx].wait_ready();
+    let s = status(&brokers[idx]).expect("status");
+    let me = s["brokers"]
+        .as_array()
+        .expect("brokers")
+        .iter()
+        .find(|b| b["id"].as_u64() == Some(controller))
+        .cloned()
+        .expect("the restarted broker");
+    assert_eq!(me["alive"], true);
+    assert_eq!(me["epoch"], 2, "registered again: {me}");
+    assert_eq!(leaders(&brokers[idx], "after-failover").await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_cluster_restart_keeps_topics_configs_and_placement() {
+    let mut brokers = BrokerProcess::start_cluster(3, &[]);
+    admin(&brokers[0])
+        .await
+        .create_topic(CreateTopicRequest {
+            name: "kept".into(),
+            partitions: 4,
+            config: [("retention.ms".to_string(), "3600000".to_string())].into(),
+        })
+        .await
+        .expect("create");
+    let before = leaders(&brokers[1], "kept").await;
+    for b in &mut brokers {
+        assert!(b.terminate());
+    }
+    for b in &mut brokers {
+        b.start_again_in_background();
+    }
+    for b in &mut brokers {
+        b.wait_ready();
+    }
+    assert_eq!(leaders(&brokers[2], "kept").await, before);
+    let d = admin(&brokers[0])
+        .await
+        .describe_topic(DescribeTopicRequest {
+            name: "kept".into(),
+            local_only: false,
+        })
+        .await
+        .expect("describe")
+        .into_inner()
+        .topic
+        .expect("topic");
+    assert_eq!(
+        d.config.get("retention.ms").map(String::as_str),
+        Some("3600000")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_whose_voter_list_disagrees_with_its_cluster_is_refused() {
+    let mut brokers = BrokerProcess::start_cluster(3, &[]);
+    let b = &mut brokers[2];
+    assert!(b.terminate());
+    let voters = b.env_value("TIDELOG_VOTERS").expect("voters").to_string();
+    let listen = b
+        .env_value("TIDELOG_CLUSTER_LISTEN")
+        .expect("listen")
+        .to_string();
+    // Drop broker 1 from the list this broker is started with.
+    let fewer: String = voters
+        .split(',')
+        .filter(|v| !v.starts_with("1="))
+        .collect::<Vec<_>>()
+        .join(",");
+    let data = b.data_dir.clone();
+    let out = tidelog_e2e::tidelog_cmd(
+        &[
+            "serve",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--node-id",
+            "3",
+            "--cluster-listen",
+            &listen,
+            "--voters",
+            &fewer,
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("voters"), "{stderr}");
+}
