@@ -225,14 +225,9 @@ impl ServeConfig {
             )));
         }
         let voters = self.voter_map()?;
-        if !voters.is_empty() && !voters.contains_key(&u64::from(self.node_id())) {
-            return Err(ConfigError::Invalid(format!(
-                "voters={}: node id {} is not among them",
-                self.voters,
-                self.node_id()
-            )));
-        }
-        if voters.len() > 1 && self.cluster_listen.is_empty() {
+        // A node id not among the voters joins as a learner.
+        let joining = !voters.is_empty() && !voters.contains_key(&u64::from(self.node_id()));
+        if (voters.len() > 1 || joining) && self.cluster_listen.is_empty() {
             return Err(ConfigError::Invalid(
                 "voters names other brokers: set cluster_listen (--cluster-listen) too".into(),
             ));

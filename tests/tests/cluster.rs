@@ -325,3 +325,41 @@ async fn a_broker_whose_voter_list_disagrees_with_its_cluster_is_refused() {
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(errors[0].contains("voters"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_broker_joins_as_a_learner_and_receives_new_partitions() {
+    let brokers = BrokerProcess::start_cluster(3, &[]);
+    let voters = brokers[0]
+        .env_value("TIDELOG_VOTERS")
+        .expect("voters")
+        .to_string();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let listen = format!("127.0.0.1:{}", tidelog_e2e::free_port());
+    let fourth = BrokerProcess::start_in(
+        &tmp.path().join("broker-4"),
+        &[
+            ("TIDELOG_NODE_ID", "4"),
+            ("TIDELOG_CLUSTER_LISTEN", &listen),
+            ("TIDELOG_VOTERS", &voters),
+        ],
+    );
+    let s = status(&brokers[0]).expect("status");
+    let four = s["brokers"]
+        .as_array()
+        .expect("brokers")
+        .iter()
+        .find(|b| b["id"] == 4)
+        .cloned()
+        .expect("broker 4 registered");
+    assert_eq!(
+        (four["quorum_role"].as_str(), four["alive"].as_bool()),
+        (Some("learner"), Some(true)),
+        "{s}"
+    );
+    create(&fourth, "grown", 8)
+        .await
+        .expect("create through the new broker");
+    let placed = leaders(&brokers[1], "grown").await;
+    assert_eq!(placed.iter().filter(|&&l| l == 4).count(), 2, "{placed:?}");
+    assert!(fourth.data_dir.join("topics/grown").exists());
+}

@@ -38,6 +38,14 @@ pub enum ControllerRequest {
         /// The broker holding it.
         broker: u32,
     },
+    /// Add a broker to the quorum as a learner (it follows the metadata log
+    /// and can host partitions, but does not vote).
+    AddLearner {
+        /// Its node id.
+        id: u64,
+        /// Its cluster listener.
+        cluster_address: String,
+    },
     /// Choose a coordinator for a group that has none yet.
     AssignCoordinator {
         /// Group id.
@@ -103,6 +111,8 @@ pub fn decide(
             placement: vec![vec![broker]; partitions as usize],
         },
         ControllerRequest::DeleteTopic { name } => Command::DeleteTopic { name },
+        // Handled by the node (a membership change, not a command).
+        ControllerRequest::AddLearner { .. } => return Err(CommandResult::Ok),
         ControllerRequest::AssignCoordinator { group } => {
             if state.coordinators.contains_key(&group) {
                 return Err(CommandResult::Ok);

@@ -148,26 +148,17 @@ impl ClusterNode {
             let own = settings.cluster_listen.clone().unwrap_or_default();
             settings.voters.insert(settings.node_id, own);
         }
-        if !settings.voters.contains_key(&settings.node_id) {
-            return Err(ClusterError::Config(format!(
-                "--node-id {} is not among --voters ({}); a broker joins as one of the voters",
-                settings.node_id,
-                settings
-                    .voters
-                    .keys()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )));
-        }
-        if settings.voters.len() > 1 && settings.cluster_listen.is_none() {
+        // A broker whose id is not among the voters joins the running
+        // cluster as a learner.
+        let joining = !settings.voters.contains_key(&settings.node_id);
+        if (joining || settings.voters.len() > 1) && settings.cluster_listen.is_none() {
             return Err(ClusterError::Config(
                 "--voters names other brokers but --cluster-listen is not set".into(),
             ));
         }
         let log = LogStore::open(&settings.meta_dir).map_err(io)?;
         let sm = StateMachine::open(&settings.meta_dir).map_err(io)?;
-        let single = settings.voters.len() == 1;
+        let single = settings.voters.len() == 1 && !joining;
         let config = Config {
             cluster_name: "tidelog-metadata".into(),
             // A lone voter has nobody to wait for.
@@ -234,7 +225,7 @@ impl ClusterNode {
                     "--voters lists nodes {given:?} but this broker's cluster has voters {stored:?}; start it with the cluster's voter list"
                 )));
             }
-        } else {
+        } else if !joining {
             match raft.initialize(members).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
                 Err(e) => return Err(ClusterError::Raft(e.to_string())),
@@ -268,8 +259,37 @@ impl ClusterNode {
             });
         }
         let n = Arc::clone(&node);
-        tokio::spawn(async move { n.register(shutdown).await });
+        tokio::spawn(async move {
+            if joining && !n.join(&shutdown).await {
+                return;
+            }
+            n.register(shutdown).await
+        });
         Ok(node)
+    }
+
+    /// Asks the controller to add this broker as a learner, until it does.
+    async fn join(&self, shutdown: &CancellationToken) -> bool {
+        let request = ControllerRequest::AddLearner {
+            id: self.settings.node_id,
+            cluster_address: self.settings.cluster_listen.clone().unwrap_or_default(),
+        };
+        loop {
+            match self.request(request.clone()).await {
+                Ok(_) => {
+                    tracing::info!(
+                        node_id = self.settings.node_id,
+                        "joined the cluster as a learner"
+                    );
+                    return true;
+                }
+                Err(e) => tracing::warn!(error = %e, "joining the cluster; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.cancelled() => return false,
+            }
+        }
     }
 
     /// Names the cluster (the first name applied wins) and records this
@@ -295,6 +315,22 @@ impl ClusterNode {
                     .await
                     .is_ok();
             if done {
+                // Caught up far enough to see itself: the local metadata
+                // is then at least as new as the registration.
+                let mut rx = self.sm.subscribe();
+                let _ = tokio::time::timeout(Duration::from_secs(30), async {
+                    while !rx
+                        .borrow_and_update()
+                        .brokers
+                        .get(&id)
+                        .is_some_and(|b| b.address == self.settings.client_address)
+                    {
+                        if rx.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                })
+                .await;
                 self.registered.send_replace(true);
                 tracing::info!(node_id = id, "registered with the cluster");
                 return;
@@ -338,6 +374,9 @@ impl ClusterNode {
                 ForwardOutcome::NotLeader {
                     address: Some(address),
                 } => forward(&address, &request).await,
+                // Not (yet) a member that knows the controller: ask the
+                // voters, who do.
+                ForwardOutcome::NotLeader { address: None } => self.ask_voters(&request).await,
                 other => other,
             };
             match outcome {
@@ -348,6 +387,27 @@ impl ClusterNode {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(ClusterError::QuorumUnavailable(last))
+    }
+
+    /// Sends `request` to the voters in turn, following one redirect to
+    /// the controller they name.
+    async fn ask_voters(&self, request: &ControllerRequest) -> ForwardOutcome {
+        let mut last = ForwardOutcome::NotLeader { address: None };
+        for (id, address) in &self.settings.voters {
+            if *id == self.settings.node_id || address.is_empty() {
+                continue;
+            }
+            last = match forward(address, request).await {
+                ForwardOutcome::NotLeader {
+                    address: Some(leader),
+                } => forward(&leader, request).await,
+                other => other,
+            };
+            if matches!(last, ForwardOutcome::Applied(_)) {
+                return last;
+            }
+        }
+        last
     }
 
     /// Decides and writes `request` here; `NotLeader` unless this broker
@@ -365,6 +425,13 @@ impl ClusterNode {
         }
         // Serialised so each decision sees the one before it applied.
         let _one_at_a_time = self.deciding.lock().await;
+        if let ControllerRequest::AddLearner {
+            id,
+            cluster_address,
+        } = &request
+        {
+            return self.add_learner(*id, cluster_address.clone()).await;
+        }
         let command = match decide(
             &self.sm.current(),
             request,
@@ -374,6 +441,30 @@ impl ClusterNode {
             Err(refused) => return ForwardOutcome::Applied(refused),
         };
         write_local(&self.raft, command).await
+    }
+
+    /// Adds `id` to the quorum as a learner (on the controller).
+    async fn add_learner(&self, id: u64, cluster_address: String) -> ForwardOutcome {
+        let known = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some();
+        if known {
+            return ForwardOutcome::Applied(CommandResult::Ok);
+        }
+        let node = MetaNode { cluster_address };
+        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.add_learner(id, node, false)).await {
+            Ok(Ok(_)) => {
+                tracing::info!(node_id = id, "added a broker to the quorum as a learner");
+                ForwardOutcome::Applied(CommandResult::Ok)
+            }
+            Ok(Err(e)) => ForwardOutcome::Unavailable(e.to_string()),
+            Err(_) => ForwardOutcome::Unavailable("adding the learner timed out".into()),
+        }
     }
 
     /// The metadata as applied here.
