@@ -405,7 +405,8 @@ export interface SeekTarget {
 export interface TidelogOptions {
   /**
    * Broker addresses, `host:port` of the gRPC listener. The client
-   * bootstraps from the first one.
+   * connects to the first that answers and learns the rest of the
+   * cluster from it.
    */
   brokers: Array<string>
   /** Shown in `tidelog group describe` for group members. */

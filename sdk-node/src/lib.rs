@@ -29,7 +29,8 @@ pub use producer::Producer;
 #[napi(object)]
 pub struct TidelogOptions {
     /// Broker addresses, `host:port` of the gRPC listener. The client
-    /// bootstraps from the first one.
+    /// connects to the first that answers and learns the rest of the
+    /// cluster from it.
     pub brokers: Vec<String>,
     /// Shown in `tidelog group describe` for group members.
     pub client_id: Option<String>,
@@ -73,10 +74,10 @@ pub struct Tidelog {
 impl Tidelog {
     #[napi(constructor)]
     pub fn new(options: TidelogOptions) -> Result<Self> {
-        let Some(bootstrap) = options.brokers.first() else {
+        let mut config = tidelog::ClientConfig::with_brokers(&options.brokers);
+        if config.bootstrap_addresses().is_empty() {
             return Err(error::invalid("`brokers` needs at least one `host:port`"));
-        };
-        let mut config = tidelog::ClientConfig::new(bootstrap.clone());
+        }
         if let Some(ms) = options.connection_timeout {
             config.connect_timeout = Duration::from_millis(u64::from(ms));
         }

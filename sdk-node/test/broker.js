@@ -116,4 +116,4 @@ async function startOnce(bin) {
   }
 }
 
-module.exports = { startBroker }
+module.exports = { startBroker, freePort }

@@ -12,7 +12,7 @@ const {
   TopicAlreadyExistsError,
   InvalidArgumentError,
 } = require('..')
-const { startBroker } = require('./broker.js')
+const { startBroker, freePort } = require('./broker.js')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -334,5 +334,30 @@ describe('tidelog against a real broker', { timeout: 180000 }, () => {
 
     await admin.deleteTopics({ topics: ['adm'] })
     assert.ok(!(await admin.listTopics()).includes('adm'))
+  })
+
+  it('bootstraps from the first reachable broker of a list', async () => {
+    // Nothing listens on a port just freed: the client skips it.
+    const dead = `127.0.0.1:${await freePort()}`
+    const listed = new Tidelog({ brokers: [dead, broker.address], clientId: 'node-list' })
+    const listAdmin = listed.admin()
+    await listAdmin.createTopics({ topics: [{ topic: 'bootlist', numPartitions: 2 }] })
+    const p = listed.producer({ lingerMs: 1 })
+    await p.connect()
+    const meta = await p.send({ topic: 'bootlist', messages: [{ value: 'one', partition: 1 }] })
+    assert.equal(meta[0].partition, 1)
+    await p.disconnect()
+    const c = listed.consumer()
+    await c.subscribe({ topics: ['bootlist'], fromBeginning: true })
+    for await (const { partition, message } of c) {
+      assert.equal(partition, 1)
+      assert.equal(message.value.toString(), 'one')
+      break
+    }
+    await c.disconnect()
+    await assert.rejects(
+      new Tidelog({ brokers: [dead] }).admin().listTopics(),
+      (e) => e instanceof TidelogError && e.code === 'CONNECTION_ERROR' && e.message.includes(dead),
+    )
   })
 })

@@ -6,7 +6,7 @@ use pyo3::types::PyDict;
 use tidelog::{Admin, NewTopic, OffsetSpec, ResetSpec};
 
 use crate::convert::{extract_tp, to_millis, topic_partition};
-use crate::runtime::{connect, run};
+use crate::runtime::{connect, run, Bootstrap};
 
 #[pyclass(module = "tidelog._native", frozen, get_all)]
 pub(crate) struct TopicListing {
@@ -195,8 +195,8 @@ pub(crate) struct NativeAdmin {
 #[pymethods]
 impl NativeAdmin {
     #[new]
-    #[pyo3(signature = (bootstrap = "127.0.0.1:7070".to_string(), *, request_timeout_ms = 30_000.0))]
-    fn new(py: Python<'_>, bootstrap: String, request_timeout_ms: f64) -> PyResult<Self> {
+    #[pyo3(signature = (bootstrap = Bootstrap::default(), *, request_timeout_ms = 30_000.0))]
+    fn new(py: Python<'_>, bootstrap: Bootstrap, request_timeout_ms: f64) -> PyResult<Self> {
         let client = connect(py, &bootstrap, request_timeout_ms)?;
         Ok(NativeAdmin {
             admin: client.admin(),

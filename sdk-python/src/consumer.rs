@@ -24,7 +24,7 @@ use crate::convert::{
 };
 use crate::errors::{py_err, timeout_err};
 use crate::records::Message;
-use crate::runtime::{connect, millis, run, runtime, seconds, wait_for};
+use crate::runtime::{connect, millis, run, runtime, seconds, wait_for, Bootstrap};
 
 type Next = Option<tidelog::Result<ConsumerRecord>>;
 
@@ -184,7 +184,7 @@ impl NativeConsumer {
 impl NativeConsumer {
     #[new]
     #[pyo3(signature = (
-        bootstrap = "127.0.0.1:7070".to_string(),
+        bootstrap = Bootstrap::default(),
         *,
         group_id = None,
         auto_commit = true,
@@ -198,7 +198,7 @@ impl NativeConsumer {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        bootstrap: String,
+        bootstrap: Bootstrap,
         group_id: Option<String>,
         auto_commit: bool,
         auto_commit_interval_ms: f64,

@@ -18,7 +18,7 @@ use crate::convert::{acks, compression, opt_bytes, to_headers, to_millis};
 use crate::delivery::{Delivery, PyDeliveryFuture};
 use crate::errors::{py_err, timeout_err};
 use crate::records::RecordMetadata;
-use crate::runtime::{connect, millis, run, runtime, seconds, spawn_async, wait_for};
+use crate::runtime::{connect, millis, run, runtime, seconds, spawn_async, wait_for, Bootstrap};
 
 type Callback = (DeliveryFuture, Py<PyAny>);
 type EnqueueResult = tidelog::Result<DeliveryFuture>;
@@ -131,7 +131,7 @@ impl NativeProducer {
 impl NativeProducer {
     #[new]
     #[pyo3(signature = (
-        bootstrap = "127.0.0.1:7070".to_string(),
+        bootstrap = Bootstrap::default(),
         *,
         linger_ms = 5.0,
         batch_bytes = 256 * 1024,
@@ -144,7 +144,7 @@ impl NativeProducer {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        bootstrap: String,
+        bootstrap: Bootstrap,
         linger_ms: f64,
         batch_bytes: usize,
         compression: String,

@@ -112,12 +112,35 @@ pub(crate) fn millis(ms: f64, what: &str) -> PyResult<Duration> {
         .map_err(|e| PyValueError::new_err(format!("bad {what}: {e}")))
 }
 
+/// Where to connect, as Python passes it: `"host:port"`, several of them
+/// separated by commas, or a list of them. The client connects to the
+/// first that answers.
+#[derive(FromPyObject)]
+pub(crate) enum Bootstrap {
+    One(String),
+    List(Vec<String>),
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Bootstrap::One("127.0.0.1:7070".to_string())
+    }
+}
+
 pub(crate) fn connect(
     py: Python<'_>,
-    bootstrap: &str,
+    bootstrap: &Bootstrap,
     request_timeout_ms: f64,
 ) -> PyResult<Client> {
-    let mut config = ClientConfig::new(bootstrap);
+    let mut config = match bootstrap {
+        Bootstrap::One(list) => ClientConfig::new(list.as_str()),
+        Bootstrap::List(brokers) => ClientConfig::with_brokers(brokers),
+    };
+    if config.bootstrap_addresses().is_empty() {
+        return Err(PyValueError::new_err(
+            "bootstrap needs at least one host:port",
+        ));
+    }
     config.request_timeout = millis(request_timeout_ms, "request_timeout_ms")?;
     run(py, Client::connect_with(config))
 }

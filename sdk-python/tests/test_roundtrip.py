@@ -1,6 +1,7 @@
 import datetime as dt
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -174,3 +175,25 @@ def test_gil_released_while_polling(broker, make_topic):
     th.join()
     assert len(ticks) > 30
     c.close()
+
+
+def test_bootstrap_list_skips_a_dead_broker(broker, make_topic):
+    # Nothing listens on a port just freed: the client moves on to the next.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    t = make_topic(2)
+    with Producer(f"{dead},{broker}") as p:
+        meta = p.send(t, b"listed", partition=1).result(timeout=10)
+    assert meta.partition == 1
+    tp = TopicPartition(t, 1)
+    c = Consumer([dead, broker])
+    c.assign([tp])
+    c.seek(tp, meta.offset)
+    assert c.poll(10).value == b"listed"
+    c.close()
+    admin = tidelog.AdminClient([dead, broker])
+    assert t in [x.name for x in admin.list_topics()]
+    with pytest.raises(tidelog.errors.BrokerConnectionError) as e:
+        tidelog.AdminClient([dead])
+    assert dead in str(e.value)

@@ -8,7 +8,7 @@ use tidelog_proto::v1::{
     DescribeTopicRequest, ListGroupsRequest, ListTopicsRequest, OffsetCommit, ResetOffsetsRequest,
 };
 
-use crate::connection::Connection;
+use crate::connection::{admin, groups, Connection, Resend};
 use crate::error::{Error, Result};
 pub use crate::types::OffsetSpec;
 use crate::types::TopicPartition;
@@ -237,14 +237,17 @@ impl Admin {
 
     /// Creates a topic.
     pub async fn create_topic(&self, topic: NewTopic) -> Result<TopicDescription> {
-        let mut a = self.conn.admin();
+        let request = CreateTopicRequest {
+            name: topic.name,
+            partitions: topic.partitions,
+            config: topic.config.into_iter().collect(),
+        };
         let r = self
             .conn
-            .call(a.create_topic(CreateTopicRequest {
-                name: topic.name,
-                partitions: topic.partitions,
-                config: topic.config.into_iter().collect(),
-            }))
+            .on_any(Resend::IfNotSent, |c| {
+                let request = request.clone();
+                async move { admin(c).create_topic(request).await }
+            })
             .await?;
         r.topic
             .map(Into::into)
@@ -253,8 +256,12 @@ impl Admin {
 
     /// Lists topics.
     pub async fn list_topics(&self) -> Result<Vec<TopicListing>> {
-        let mut a = self.conn.admin();
-        let r = self.conn.call(a.list_topics(ListTopicsRequest {})).await?;
+        let r = self
+            .conn
+            .on_any(Resend::Safe, |c| async move {
+                admin(c).list_topics(ListTopicsRequest {}).await
+            })
+            .await?;
         Ok(r.topics
             .into_iter()
             .map(|t| TopicListing {
@@ -266,13 +273,15 @@ impl Admin {
 
     /// Describes a topic.
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
-        let mut a = self.conn.admin();
         let r = self
             .conn
-            .call(a.describe_topic(DescribeTopicRequest {
-                name: name.into(),
-                ..Default::default()
-            }))
+            .on_any(Resend::Safe, |c| async move {
+                let request = DescribeTopicRequest {
+                    name: name.into(),
+                    ..Default::default()
+                };
+                admin(c).describe_topic(request).await
+            })
             .await?;
         r.topic
             .map(Into::into)
@@ -281,9 +290,11 @@ impl Admin {
 
     /// Deletes a topic and all its data.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
-        let mut a = self.conn.admin();
         self.conn
-            .call(a.delete_topic(DeleteTopicRequest { name: name.into() }))
+            .on_any(Resend::IfNotSent, |c| async move {
+                let request = DeleteTopicRequest { name: name.into() };
+                admin(c).delete_topic(request).await
+            })
             .await?;
         self.conn.invalidate_metadata(name);
         Ok(())
@@ -300,14 +311,18 @@ impl Admin {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut a = self.conn.admin();
+        let request = AlterTopicConfigRequest {
+            name: name.into(),
+            set: set.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            delete: delete.into_iter().map(Into::into).collect(),
+        };
+        // Setting the same values again changes nothing.
         let r = self
             .conn
-            .call(a.alter_topic_config(AlterTopicConfigRequest {
-                name: name.into(),
-                set: set.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
-                delete: delete.into_iter().map(Into::into).collect(),
-            }))
+            .on_any(Resend::Safe, |c| {
+                let request = request.clone();
+                async move { admin(c).alter_topic_config(request).await }
+            })
             .await?;
         r.topic
             .map(Into::into)
@@ -316,8 +331,12 @@ impl Admin {
 
     /// Lists consumer groups.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
-        let mut g = self.conn.groups();
-        let r = self.conn.call(g.list_groups(ListGroupsRequest {})).await?;
+        let r = self
+            .conn
+            .on_any(Resend::Safe, |c| async move {
+                groups(c).list_groups(ListGroupsRequest {}).await
+            })
+            .await?;
         Ok(r.groups
             .into_iter()
             .map(|g| GroupListing {
@@ -330,12 +349,14 @@ impl Admin {
 
     /// Describes a group: members, assignments, committed offsets and lag.
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
-        let mut g = self.conn.groups();
         let r = self
             .conn
-            .call(g.describe_group(DescribeGroupRequest {
-                group_id: group_id.into(),
-            }))
+            .on_coordinator(group_id, Resend::Safe, |c| async move {
+                let request = DescribeGroupRequest {
+                    group_id: group_id.into(),
+                };
+                groups(c).describe_group(request).await
+            })
             .await?;
         Ok(GroupDescription {
             group_id: r.group_id,
@@ -370,11 +391,13 @@ impl Admin {
 
     /// Deletes a group's committed offsets (refused while it has members).
     pub async fn delete_group(&self, group_id: &str) -> Result<()> {
-        let mut g = self.conn.groups();
         self.conn
-            .call(g.delete_group(DeleteGroupRequest {
-                group_id: group_id.into(),
-            }))
+            .on_coordinator(group_id, Resend::IfNotSent, |c| async move {
+                let request = DeleteGroupRequest {
+                    group_id: group_id.into(),
+                };
+                groups(c).delete_group(request).await
+            })
             .await
             .map(|_| ())
     }
@@ -392,7 +415,6 @@ impl Admin {
         dry_run: bool,
         force: bool,
     ) -> Result<Vec<OffsetResetPlan>> {
-        let mut g = self.conn.groups();
         let spec = match spec {
             ResetSpec::Earliest => WireReset::Earliest(true),
             ResetSpec::Latest => WireReset::Latest(true),
@@ -400,16 +422,22 @@ impl Admin {
             ResetSpec::Timestamp(t) => WireReset::TimestampMs(t),
             ResetSpec::ShiftBy(d) => WireReset::ShiftBy(d),
         };
+        let request = ResetOffsetsRequest {
+            group_id: group_id.into(),
+            topic: topic.into(),
+            partitions: partitions.to_vec(),
+            spec: Some(tidelog_proto::v1::ResetSpec { spec: Some(spec) }),
+            dry_run,
+            force,
+        };
+        // A shift applied twice moves twice as far: never sent again
+        // after its outcome became unknown.
         let r = self
             .conn
-            .call(g.reset_offsets(ResetOffsetsRequest {
-                group_id: group_id.into(),
-                topic: topic.into(),
-                partitions: partitions.to_vec(),
-                spec: Some(tidelog_proto::v1::ResetSpec { spec: Some(spec) }),
-                dry_run,
-                force,
-            }))
+            .on_coordinator(group_id, Resend::IfNotSent, |c| {
+                let request = request.clone();
+                async move { groups(c).reset_offsets(request).await }
+            })
             .await?;
         Ok(r.plan
             .into_iter()
@@ -429,24 +457,26 @@ impl Admin {
         group_id: &str,
         offsets: &[(TopicPartition, i64)],
     ) -> Result<()> {
-        let mut g = self.conn.groups();
+        let request = CommitOffsetsRequest {
+            group_id: group_id.into(),
+            member_id: String::new(),
+            member_epoch: 0,
+            offsets: offsets
+                .iter()
+                .map(|(tp, o)| OffsetCommit {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset: *o,
+                    metadata: String::new(),
+                })
+                .collect(),
+        };
+        // The same offsets committed twice are the same offsets.
         self.conn
-            .call(
-                g.commit_offsets(CommitOffsetsRequest {
-                    group_id: group_id.into(),
-                    member_id: String::new(),
-                    member_epoch: 0,
-                    offsets: offsets
-                        .iter()
-                        .map(|(tp, o)| OffsetCommit {
-                            topic: tp.topic.clone(),
-                            partition: tp.partition,
-                            offset: *o,
-                            metadata: String::new(),
-                        })
-                        .collect(),
-                }),
-            )
+            .on_coordinator(group_id, Resend::Safe, |c| {
+                let request = request.clone();
+                async move { groups(c).commit_offsets(request).await }
+            })
             .await
             .map(|_| ())
     }

@@ -19,7 +19,7 @@ use tidelog_proto::v1::SubscribeRequest;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::connection::Connection;
+use crate::connection::{consumer, Connection};
 use crate::error::{Error, Result};
 use crate::types::OffsetSpec;
 pub use crate::types::TopicPartition;
@@ -488,18 +488,30 @@ impl Fetcher {
 
     /// Streams from `offset`, advancing it; `Ok` when the consumer is gone.
     async fn subscribe(&self, offset: &mut i64) -> Result<()> {
-        let mut c = self.conn.consumer();
+        let (topic, partition) = (self.tp.topic.as_str(), self.tp.partition);
+        // The leader as the metadata names it now: after a failure the
+        // retry lands on whichever broker took the partition over.
+        let route = self.conn.leader(topic, partition).await?;
+        let request = SubscribeRequest {
+            topic: topic.to_string(),
+            partition,
+            offset: *offset,
+            max_bytes: self.max_bytes,
+        };
         let mut stream = self
             .conn
-            .call(c.subscribe(SubscribeRequest {
-                topic: self.tp.topic.clone(),
-                partition: self.tp.partition,
-                offset: *offset,
-                max_bytes: self.max_bytes,
-            }))
+            .on_route(
+                topic,
+                partition,
+                &route,
+                consumer(route.channel.clone()).subscribe(request),
+            )
             .await?;
         while let Some(msg) = stream.next().await {
-            let msg = msg.map_err(Error::from)?;
+            let msg = msg.map_err(|status| {
+                self.conn
+                    .partition_failed(topic, partition, &route.address, status)
+            })?;
             let mut records = Vec::new();
             // A batch that fails its CRC (as Kafka's `check.crcs`) or does
             // not decode stops the partition there: the records before it
@@ -574,6 +586,8 @@ impl Fetcher {
                 return Err(e);
             }
         }
+        // Possibly a broker on its way out: route the next try afresh.
+        self.conn.forget_leaders(topic);
         Err(Error::Unavailable(
             "subscription ended by the broker".into(),
         ))

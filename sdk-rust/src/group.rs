@@ -21,7 +21,7 @@ use tidelog_proto::v1::{
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::connection::Connection;
+use crate::connection::{groups, Connection, Resend};
 use crate::consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 use crate::error::{Error, Result};
 use crate::types::{OffsetSpec, TopicPartition};
@@ -309,14 +309,17 @@ impl GroupConsumer {
         &self,
         tps: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, Option<i64>)>> {
-        let mut c = self.conn.groups();
         let set: BTreeSet<TopicPartition> = tps.iter().cloned().collect();
+        let request = FetchOffsetsRequest {
+            group_id: self.config.group_id.clone(),
+            partitions: to_wire(&set),
+        };
         let resp = self
             .conn
-            .call(c.fetch_offsets(FetchOffsetsRequest {
-                group_id: self.config.group_id.clone(),
-                partitions: to_wire(&set),
-            }))
+            .on_coordinator(&self.config.group_id, Resend::Safe, |c| {
+                let request = request.clone();
+                async move { groups(c).fetch_offsets(request).await }
+            })
             .await?;
         Ok(resp
             .offsets
@@ -419,8 +422,7 @@ impl GroupConsumer {
             return Ok(());
         }
         let req = self.commit_request(offsets);
-        let mut c = self.conn.groups();
-        self.conn.call(c.commit_offsets(req)).await.map(|_| ())
+        commit(&self.conn, &self.config.group_id, req).await
     }
 
     /// A commit of `offsets` under this member's current id and epoch.
@@ -448,9 +450,9 @@ impl GroupConsumer {
         self.last_commit = Instant::now();
         let conn = self.conn.clone();
         let req = self.commit_request(&positions);
+        let group = self.config.group_id.clone();
         tokio::spawn(async move {
-            let mut c = conn.groups();
-            if let Err(e) = conn.call(c.commit_offsets(req)).await {
+            if let Err(e) = commit(&conn, &group, req).await {
                 tracing::warn!(error = %e, "background commit failed");
             }
         });
@@ -496,22 +498,37 @@ impl GroupConsumer {
             let m = lock(&self.membership);
             (m.member_id.clone(), m.topics.clone())
         };
-        let mut c = self.conn.groups();
+        let request = GroupHeartbeatRequest {
+            group_id: self.config.group_id.clone(),
+            member_id,
+            member_epoch: -1,
+            topics,
+            owned: Vec::new(),
+            session_timeout_ms: self.config.session_timeout.as_millis() as u32,
+            client_id: self.config.client_id.clone(),
+        };
+        // Leaving twice is harmless: the second finds no member.
         let leave = self
             .conn
-            .call(c.heartbeat(GroupHeartbeatRequest {
-                group_id: self.config.group_id.clone(),
-                member_id,
-                member_epoch: -1,
-                topics,
-                owned: Vec::new(),
-                session_timeout_ms: self.config.session_timeout.as_millis() as u32,
-                client_id: self.config.client_id.clone(),
-            }))
+            .on_coordinator(&self.config.group_id, Resend::Safe, |c| {
+                let request = request.clone();
+                async move { groups(c).heartbeat(request).await }
+            })
             .await;
         commit?;
         leave.map(|_| ())
     }
+}
+
+/// Commits on the group's coordinator. Committing the same offsets twice
+/// changes nothing, so a commit whose connection broke is sent again.
+async fn commit(conn: &Connection, group: &str, req: CommitOffsetsRequest) -> Result<()> {
+    conn.on_coordinator(group, Resend::Safe, |c| {
+        let req = req.clone();
+        async move { groups(c).commit_offsets(req).await }
+    })
+    .await
+    .map(|_| ())
 }
 
 /// The background heartbeat loop of one member.
@@ -542,8 +559,16 @@ impl HeartbeatTask {
                 client_id: self.config.client_id.clone(),
             }
         };
-        let mut c = self.conn.groups();
-        let resp = self.conn.call(c.heartbeat(req)).await?;
+        // Not sent again after a broken connection: a join the coordinator
+        // took would leave a second member behind. The heartbeat loop
+        // retries on its own schedule.
+        let resp = self
+            .conn
+            .on_coordinator(&self.config.group_id, Resend::IfNotSent, |c| {
+                let req = req.clone();
+                async move { groups(c).heartbeat(req).await }
+            })
+            .await?;
         {
             let mut m = lock(&self.membership);
             m.member_id = resp.member_id;

@@ -74,7 +74,7 @@ class DeliveryFuture:
 class NativeProducer:
     def __new__(
         cls,
-        bootstrap: str = "127.0.0.1:7070",
+        bootstrap: Union[str, Sequence[str]] = "127.0.0.1:7070",
         *,
         linger_ms: float = 5.0,
         batch_bytes: int = 262144,
@@ -109,7 +109,7 @@ class NativeProducer:
 class NativeConsumer:
     def __new__(
         cls,
-        bootstrap: str = "127.0.0.1:7070",
+        bootstrap: Union[str, Sequence[str]] = "127.0.0.1:7070",
         *,
         group_id: Optional[str] = None,
         auto_commit: bool = True,
@@ -204,7 +204,7 @@ class OffsetResetPlan:
     new_offset: int
 
 class NativeAdmin:
-    def __new__(cls, bootstrap: str = "127.0.0.1:7070", *, request_timeout_ms: float = 30000.0) -> "NativeAdmin": ...
+    def __new__(cls, bootstrap: Union[str, Sequence[str]] = "127.0.0.1:7070", *, request_timeout_ms: float = 30000.0) -> "NativeAdmin": ...
     def create_topic(self, name: str, partitions: int = 1, config: Optional[Mapping[str, Any]] = None) -> TopicDescription: ...
     def list_topics(self) -> List[TopicListing]: ...
     def describe_topic(self, name: str) -> TopicDescription: ...

@@ -16,7 +16,7 @@ seek, close) run in a worker thread with the GIL released.
 """
 
 import asyncio
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from . import Consumer, DeliveryFuture, Message, Producer, RecordMetadata, TopicPartition
 
@@ -27,7 +27,7 @@ class AsyncProducer:
     """The asyncio producer. Takes the same arguments as
     :class:`tidelog.Producer`; connects on ``start()`` or ``async with``."""
 
-    def __init__(self, bootstrap: str = "127.0.0.1:7070", **config: Any) -> None:
+    def __init__(self, bootstrap: Union[str, Sequence[str]] = "127.0.0.1:7070", **config: Any) -> None:
         self._bootstrap = bootstrap
         self._config = config
         self._producer: Optional[Producer] = None
@@ -93,7 +93,7 @@ class AsyncConsumer:
     :class:`tidelog.Consumer`; connects on ``start()`` or ``async with``.
     Iterate with ``async for msg in consumer``."""
 
-    def __init__(self, bootstrap: str = "127.0.0.1:7070", **config: Any) -> None:
+    def __init__(self, bootstrap: Union[str, Sequence[str]] = "127.0.0.1:7070", **config: Any) -> None:
         self._bootstrap = bootstrap
         self._config = config
         self._consumer: Optional[Consumer] = None

@@ -11,7 +11,9 @@
 //! new producer epoch (failed for good), so no acknowledged record lands
 //! twice or out of order. A broken stream is reopened and everything
 //! unanswered is sent again; the broker recognises what it already has by
-//! the sequence numbers.
+//! the sequence numbers. Streams go to the partition's leader; when it
+//! answers `NOT_LEADER` or its stream breaks, the window is sent again the
+//! same way to the leader the metadata names next (`connection.rs`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -28,6 +30,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::accumulator::{PartitionQueue, Ready, ReadyBatch};
 use super::delivery::{BatchOutcome, OutcomeGuard};
 use super::{Acks, Shared};
+use crate::connection::producer;
 use crate::error::{Error, Result};
 
 /// A batch on the wire.
@@ -52,24 +55,32 @@ struct InFlight {
     give_up_at: Instant,
 }
 
-/// One `ProduceStream` call.
+/// One `ProduceStream` call, to the partition's leader.
 struct Session {
     requests: mpsc::Sender<ProduceRequest>,
     answers: tonic::Streaming<ProduceStreamResponse>,
+    /// The leader's address, to report what a broken stream says about it.
+    address: String,
 }
 
 impl Session {
-    async fn open(shared: &Shared) -> Result<Session> {
-        let mut client = shared.conn.producer();
+    async fn open(shared: &Shared, topic: &str, partition: u32) -> Result<Session> {
+        let route = shared.conn.leader(topic, partition).await?;
         // Room for the whole window: sending never waits on the channel.
         let (tx, rx) = mpsc::channel(shared.window() + 1);
         let answers = shared
             .conn
-            .call(client.produce_stream(ReceiverStream::new(rx)))
+            .on_route(
+                topic,
+                partition,
+                &route,
+                producer(route.channel.clone()).produce_stream(ReceiverStream::new(rx)),
+            )
             .await?;
         Ok(Session {
             requests: tx,
             answers,
+            address: route.address,
         })
     }
 }
@@ -187,7 +198,12 @@ impl Sender {
                     answer = session.answers.message() => Event::Answer(match answer {
                         Ok(Some(a)) => Ok(a),
                         Ok(None) => Err(Error::Unavailable("the broker ended the produce stream".into())),
-                        Err(status) => Err(Error::from(status)),
+                        Err(status) => Err(self.shared.conn.partition_failed(
+                            self.queue.topic(),
+                            self.partition,
+                            &session.address,
+                            status,
+                        )),
                     }),
                     _ = woken, if can_send => Event::Woken,
                     _ = sleep_until(deadline) => Event::Woken,
@@ -208,6 +224,9 @@ impl Sender {
                         "no produce answer within {:?}",
                         self.shared.conn.config().request_timeout
                     ));
+                    // A leader that stopped answering may have been
+                    // replaced: look it up again before reconnecting.
+                    self.shared.conn.forget_leaders(self.queue.topic());
                     self.connection_failed(e).await;
                 }
                 Event::Answer(Err(e)) => self.connection_failed(e).await,
@@ -278,7 +297,7 @@ impl Sender {
     /// order.
     async fn reconnect(&mut self) -> Result<()> {
         self.session = None;
-        let session = Session::open(&self.shared).await?;
+        let session = Session::open(&self.shared, self.queue.topic(), self.partition).await?;
         self.session = Some(session);
         let window: Vec<InFlight> = self.in_flight.drain(..).collect();
         for request in window {
@@ -407,6 +426,19 @@ impl Sender {
             // sequence and follow it. Not once the epoch changed: re-stamped
             // it could be written twice, and sent as it is it would land
             // behind records sent after it.
+            // The stream's broker no longer leads the partition, and every
+            // request behind this one gets the same answer: send the whole
+            // window again, in order and with the same numbers, on a stream
+            // to the leader the metadata names now (a produce answer carries
+            // no leader hint, so the metadata is asked again).
+            Err(e @ Error::NotLeader(_))
+                if done.epoch == self.epoch && Instant::now() + self.backoff < done.give_up_at =>
+            {
+                tracing::debug!(error = %e, topic = %self.queue.topic(), partition = self.partition, "leader moved; rerouting produce");
+                self.shared.conn.forget_leaders(self.queue.topic());
+                self.in_flight.push_front(done);
+                self.connection_failed(e).await;
+            }
             Err(e)
                 if e.is_retriable()
                     && done.epoch == self.epoch

@@ -99,7 +99,8 @@ struct ServeArgs {
 /// `tidelog --broker ADDR topic list` = `tidelog topic list --broker ADDR`.
 #[derive(Debug, Clone, Args)]
 pub struct BrokerArgs {
-    /// Broker gRPC address (client commands and bench).
+    /// Broker gRPC address (client commands and bench): `host:port`, or
+    /// several separated by commas; the first that answers is used.
     #[arg(
         long,
         env = "TIDELOG_BROKER",
