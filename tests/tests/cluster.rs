@@ -363,3 +363,94 @@ async fn a_fourth_broker_joins_as_a_learner_and_receives_new_partitions() {
     assert_eq!(placed.iter().filter(|&&l| l == 4).count(), 2, "{placed:?}");
     assert!(fourth.data_dir.join("topics/grown").exists());
 }
+
+/// 100k records through an SDK bootstrapped with one broker of three: each
+/// partition's records reach its leader and read back byte for byte; a
+/// consumer group spanning the brokers commits, and its offsets are there
+/// after the members leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_bootstrapped_with_one_broker_uses_the_whole_cluster() {
+    use tidelog::{
+        GroupConsumerConfig, NewTopic, OffsetReset, ProducerRecord, SeekTo, TopicPartition,
+    };
+    let brokers = BrokerProcess::start_cluster(3, &[]);
+    let client = tidelog::Client::connect(brokers[1].addr.clone())
+        .await
+        .expect("connect");
+    client
+        .admin()
+        .create_topic(NewTopic::new("bulk", 6))
+        .await
+        .expect("create");
+    const N: usize = 100_000;
+    let producer = client.producer();
+    for i in 0..N {
+        producer
+            .enqueue(ProducerRecord::new("bulk", format!("value-{i:06}")).partition((i % 6) as u32))
+            .await
+            .expect("enqueue");
+    }
+    producer.flush().await.expect("flush");
+    // Each broker holds the partitions placed on it, and only those.
+    let placed = leaders(&brokers[0], "bulk").await;
+    for (p, leader) in placed.iter().enumerate() {
+        for b in &brokers {
+            let here = b.data_dir.join(format!("topics/bulk/{p}")).exists();
+            assert_eq!(
+                here,
+                b.addr == brokers[(*leader - 1) as usize].addr,
+                "partition {p}"
+            );
+        }
+    }
+    let mut consumer = client.consumer();
+    let tps: Vec<TopicPartition> = (0..6).map(|p| TopicPartition::new("bulk", p)).collect();
+    consumer.assign(tps.clone());
+    for tp in &tps {
+        consumer.seek(tp, SeekTo::Beginning).await.expect("seek");
+    }
+    let mut next = [0usize; 6];
+    for _ in 0..N {
+        let r = tokio::time::timeout(Duration::from_secs(30), consumer.next_record())
+            .await
+            .expect("in time")
+            .expect("assigned")
+            .expect("record");
+        let p = r.partition as usize;
+        let i = next[p] * 6 + p;
+        assert_eq!(r.offset as usize, next[p]);
+        assert_eq!(r.value.as_deref(), Some(format!("value-{i:06}").as_bytes()));
+        next[p] += 1;
+    }
+
+    // A group across the brokers: two members share the six partitions.
+    let mut config = GroupConsumerConfig::new("spanning");
+    config.auto_offset_reset = OffsetReset::Earliest;
+    config.auto_commit = false;
+    let mut a = client.group_consumer(config.clone());
+    let mut b = client.group_consumer(config);
+    a.subscribe(&["bulk"]).await.expect("subscribe");
+    b.subscribe(&["bulk"]).await.expect("subscribe");
+    let mut seen = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen < N {
+        assert!(Instant::now() < deadline, "group consumed {seen} of {N}");
+        for m in [&mut a, &mut b] {
+            while let Some(_r) = m.try_next_record() {
+                seen += 1;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(20), m.next_record())
+                .await
+                .map(|r| {
+                    if let Some(Ok(_)) = r {
+                        seen += 1;
+                    }
+                });
+        }
+    }
+    a.commit().await.expect("commit a");
+    b.commit().await.expect("commit b");
+    let committed = a.committed(&tps).await.expect("committed");
+    let total: i64 = committed.iter().map(|(_, o)| o.unwrap_or(0)).sum();
+    assert_eq!(total, N as i64, "{committed:?}");
+}
