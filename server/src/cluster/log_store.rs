@@ -154,7 +154,7 @@ impl Inner {
     async fn rewrite(&mut self) -> Result<(), StorageError> {
         let mut bytes = Vec::new();
         for e in self.entries.values() {
-            encode(e, &mut bytes).map_err(|e| io_err(e))?;
+            encode(e, &mut bytes).map_err(io_err)?;
         }
         let dir = self.dir.clone();
         let len = bytes.len() as u64;
@@ -171,8 +171,8 @@ impl Inner {
                 .open(dir.join(LOG_FILE))
         })
         .await
-        .map_err(|e| io_err(e))?
-        .map_err(|e| io_err(e))?;
+        .map_err(io_err)?
+        .map_err(io_err)?;
         self.file = Arc::new(file);
         self.len = len;
         Ok(())
@@ -186,8 +186,8 @@ impl Inner {
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || write_json(&dir, name, &value))
             .await
-            .map_err(|e| io_err(e))?
-            .map_err(|e| io_err(e))
+            .map_err(io_err)?
+            .map_err(io_err)
     }
 }
 
@@ -258,7 +258,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut bytes = Vec::new();
         let mut added = Vec::new();
         for e in entries {
-            encode(&e, &mut bytes).map_err(|e| io_err(e))?;
+            encode(&e, &mut bytes).map_err(io_err)?;
             added.push(e);
         }
         let file = Arc::clone(&inner.file);

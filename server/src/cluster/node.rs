@@ -319,11 +319,11 @@ impl ClusterNode {
                 // is then at least as new as the registration.
                 let mut rx = self.sm.subscribe();
                 let _ = tokio::time::timeout(Duration::from_secs(30), async {
-                    while !rx
+                    while rx
                         .borrow_and_update()
                         .brokers
                         .get(&id)
-                        .is_some_and(|b| b.address == self.settings.client_address)
+                        .is_none_or(|b| b.address != self.settings.client_address)
                     {
                         if rx.changed().await.is_err() {
                             return;

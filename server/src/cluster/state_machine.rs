@@ -91,8 +91,8 @@ impl StateMachine {
         let on_disk = snap.clone();
         tokio::task::spawn_blocking(move || write_json(&dir, SNAPSHOT_FILE, &on_disk))
             .await
-            .map_err(|e| sm_err(e))?
-            .map_err(|e| sm_err(e))?;
+            .map_err(sm_err)?
+            .map_err(sm_err)?;
         *self.inner.snapshot.lock().await = Some(snap);
         Ok(())
     }
@@ -108,7 +108,7 @@ fn to_snapshot(s: &StoredSnapshot) -> Snapshot<TypeConfig> {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let applied = self.inner.applied.read().await.clone();
-        let data = serde_json::to_string(&applied).map_err(|e| sm_err(e))?;
+        let data = serde_json::to_string(&applied).map_err(sm_err)?;
         let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match applied.last_applied {
             Some(l) => format!("{}-{}-{seq}", l.leader_id, l.index),
@@ -179,8 +179,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<u64, MetaNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        let data = String::from_utf8(snapshot.into_inner()).map_err(|e| sm_err(e))?;
-        let mut applied: Applied = serde_json::from_str(&data).map_err(|e| sm_err(e))?;
+        let data = String::from_utf8(snapshot.into_inner()).map_err(sm_err)?;
+        let mut applied: Applied = serde_json::from_str(&data).map_err(sm_err)?;
         applied.last_applied = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
         self.store_snapshot(StoredSnapshot {
@@ -210,16 +210,18 @@ mod tests {
 
     impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
         async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
-            let dir = tempfile::TempDir::new().map_err(|e| sm_err(e))?;
-            let log = LogStore::open(dir.path()).map_err(|e| sm_err(e))?;
-            let sm = StateMachine::open(dir.path()).map_err(|e| sm_err(e))?;
+            let dir = tempfile::TempDir::new().map_err(sm_err)?;
+            let log = LogStore::open(dir.path()).map_err(sm_err)?;
+            let sm = StateMachine::open(dir.path()).map_err(sm_err)?;
             Ok((dir, log, sm))
         }
     }
 
     /// openraft's own conformance suite for storage implementations.
     #[test]
-    fn openraft_storage_suite() -> Result<(), StorageError> {
-        Suite::test_all(Builder)
+    fn openraft_storage_suite() {
+        if let Err(e) = Suite::test_all(Builder) {
+            panic!("openraft storage suite: {e}");
+        }
     }
 }
