@@ -58,6 +58,9 @@ pub struct ServeConfig {
     /// address is that broker's `cluster_listen` (`--voters`); empty: this
     /// broker alone.
     pub voters: String,
+    /// A broker that has not heartbeated the controller for this long is
+    /// fenced (ms, 100 to 600000).
+    pub broker_session_timeout_ms: u64,
     /// Default `segment.bytes` for topics.
     pub log_segment_bytes: u64,
     /// Default `segment.ms`.
@@ -128,6 +131,7 @@ impl Default for ServeConfig {
             node_id: 0,
             cluster_listen: String::new(),
             voters: String::new(),
+            broker_session_timeout_ms: 6_000,
             log_segment_bytes: log.segment_bytes,
             log_segment_ms: log.segment_ms,
             log_retention_ms: log.retention_ms,
@@ -375,6 +379,7 @@ impl ServeConfig {
             voters: self.voter_map()?,
             meta_dir: self.data_dir.join("meta"),
             client_address: self.broker_settings().advertised_address,
+            session_timeout: Duration::from_millis(self.broker_session_timeout_ms),
         })
     }
 

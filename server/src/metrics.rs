@@ -48,6 +48,69 @@ pub struct TieringMetrics {
     pub remote_size: IntGaugeVec,
 }
 
+/// Metrics of the cluster's metadata quorum, as this broker sees it.
+#[derive(Debug, Clone)]
+pub struct ClusterMetrics {
+    /// Times the quorum's leader (the controller) changed.
+    pub leader_changes: IntCounter,
+    /// 1 while this broker is the controller.
+    pub is_controller: IntGauge,
+    /// Highest metadata log index present here.
+    pub last_log_index: IntGauge,
+    /// Highest metadata log index applied here.
+    pub applied_index: IntGauge,
+    /// Registered brokers by state (alive, fenced).
+    pub brokers: IntGaugeVec,
+    /// Partitions placed on each broker.
+    pub broker_partitions: IntGaugeVec,
+}
+
+impl ClusterMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let leader_changes = IntCounter::new(
+            "cluster_leader_changes_total",
+            "Times the metadata quorum's leader (the controller) changed, as seen here",
+        )?;
+        let is_controller = IntGauge::new(
+            "cluster_is_controller",
+            "1 while this broker leads the metadata quorum",
+        )?;
+        let last_log_index = IntGauge::new(
+            "cluster_metadata_last_log_index",
+            "Highest metadata log index present on this broker",
+        )?;
+        let applied_index = IntGauge::new(
+            "cluster_metadata_applied_index",
+            "Highest metadata log index applied on this broker",
+        )?;
+        let brokers = IntGaugeVec::new(
+            Opts::new("cluster_brokers", "Registered brokers by state"),
+            &["state"],
+        )?;
+        let broker_partitions = IntGaugeVec::new(
+            Opts::new(
+                "cluster_broker_partitions",
+                "Partitions placed on each broker",
+            ),
+            &["broker"],
+        )?;
+        registry.register(Box::new(leader_changes.clone()))?;
+        registry.register(Box::new(is_controller.clone()))?;
+        registry.register(Box::new(last_log_index.clone()))?;
+        registry.register(Box::new(applied_index.clone()))?;
+        registry.register(Box::new(brokers.clone()))?;
+        registry.register(Box::new(broker_partitions.clone()))?;
+        Ok(ClusterMetrics {
+            leader_changes,
+            is_controller,
+            last_log_index,
+            applied_index,
+            brokers,
+            broker_partitions,
+        })
+    }
+}
+
 /// Every metric the broker exports.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -83,6 +146,8 @@ pub struct Metrics {
     pub scrub_passes: IntCounter,
     /// Tiered storage.
     pub tiering: TieringMetrics,
+    /// The cluster's metadata quorum.
+    pub cluster: ClusterMetrics,
 }
 
 fn buckets() -> Vec<f64> {
@@ -154,6 +219,7 @@ impl Metrics {
             "Completed scrub passes over every sealed local segment",
         )?;
         let tiering = TieringMetrics::new(&registry)?;
+        let cluster = ClusterMetrics::new(&registry)?;
         registry.register(Box::new(local_corrupt.clone()))?;
         registry.register(Box::new(scrub_bytes.clone()))?;
         registry.register(Box::new(scrub_damaged.clone()))?;
@@ -185,6 +251,7 @@ impl Metrics {
             scrub_damaged,
             scrub_passes,
             tiering,
+            cluster,
         })
     }
 

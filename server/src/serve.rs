@@ -207,9 +207,12 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
         })?;
     }
     // The metadata quorum (a one-node cluster without --voters).
-    let cluster =
-        crate::cluster::node::ClusterNode::start(cfg.cluster_settings()?, shutdown.child_token())
-            .await?;
+    let cluster = crate::cluster::node::ClusterNode::start(
+        cfg.cluster_settings()?,
+        Some(metrics.cluster.clone()),
+        shutdown.child_token(),
+    )
+    .await?;
     let tiering =
         crate::tiering::Tiering::open(cfg.tiering_settings(), metrics.tiering.clone()).await?;
     tracing::info!(object_store = %tiering.store.url(), "tiered storage on");

@@ -138,6 +138,16 @@ impl BrokerProcess {
         self.spawn_child();
     }
 
+    /// Sends a signal (`STOP`, `CONT`, ...) to the running broker.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
     /// A broker's environment value (e.g. `TIDELOG_NODE_ID`).
     pub fn env_value(&self, key: &str) -> Option<&str> {
         self.env

@@ -240,7 +240,9 @@ async fn killing_the_controller_elects_another_and_it_rejoins_when_restarted() {
         .cloned()
         .expect("the restarted broker");
     assert_eq!(me["alive"], true);
-    assert_eq!(me["epoch"], 2, "registered again: {me}");
+    // Registered again (fenced first too, if the restart outlasted its
+    // session timeout).
+    assert!(me["epoch"].as_u64() >= Some(2), "registered again: {me}");
     assert_eq!(leaders(&brokers[idx], "after-failover").await.len(), 3);
 }
 
@@ -453,4 +455,44 @@ async fn an_sdk_bootstrapped_with_one_broker_uses_the_whole_cluster() {
     let committed = a.committed(&tps).await.expect("committed");
     let total: i64 = committed.iter().map(|(_, o)| o.unwrap_or(0)).sum();
     assert_eq!(total, N as i64, "{committed:?}");
+}
+
+/// Liveness: a paused broker misses its session timeout and is fenced
+/// (epoch bumped, no new partitions); resumed, it registers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_broker_is_fenced_and_registers_again_when_it_returns() {
+    let brokers = BrokerProcess::start_cluster(3, &[("TIDELOG_BROKER_SESSION_TIMEOUT_MS", "1500")]);
+    let controller = wait_controller(&brokers[0], &[1, 2, 3], 10);
+    let paused = if controller == 3 { 2 } else { 3 };
+    let watcher = &brokers[(controller - 1) as usize];
+    let state_of = |id: u64| {
+        status(watcher).and_then(|s| {
+            s["brokers"]
+                .as_array()?
+                .iter()
+                .find(|b| b["id"].as_u64() == Some(id))
+                .map(|b| (b["alive"].as_bool(), b["epoch"].as_u64()))
+        })
+    };
+    brokers[(paused - 1) as usize].signal("STOP");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while state_of(paused).map(|s| s.0) != Some(Some(false)) {
+        assert!(Instant::now() < deadline, "the paused broker was fenced");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state_of(paused).and_then(|s| s.1), Some(2));
+    // New partitions go to live brokers only.
+    create(watcher, "while-fenced", 4).await.expect("create");
+    let placed = leaders(watcher, "while-fenced").await;
+    assert!(placed.iter().all(|&l| u64::from(l) != paused), "{placed:?}");
+    brokers[(paused - 1) as usize].signal("CONT");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while state_of(paused).map(|s| s.0) != Some(Some(true)) {
+        assert!(
+            Instant::now() < deadline,
+            "the resumed broker registered again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state_of(paused).and_then(|s| s.1), Some(3));
 }

@@ -46,6 +46,12 @@ pub enum ControllerRequest {
         /// Its cluster listener.
         cluster_address: String,
     },
+    /// A broker is alive (handled by the controller in memory; refused
+    /// when the broker is fenced or unknown, so it registers again).
+    Heartbeat {
+        /// Node id.
+        id: u32,
+    },
     /// Choose a coordinator for a group that has none yet.
     AssignCoordinator {
         /// Group id.
@@ -112,7 +118,9 @@ pub fn decide(
         },
         ControllerRequest::DeleteTopic { name } => Command::DeleteTopic { name },
         // Handled by the node (a membership change, not a command).
-        ControllerRequest::AddLearner { .. } => return Err(CommandResult::Ok),
+        ControllerRequest::AddLearner { .. } | ControllerRequest::Heartbeat { .. } => {
+            return Err(CommandResult::Ok)
+        }
         ControllerRequest::AssignCoordinator { group } => {
             if state.coordinators.contains_key(&group) {
                 return Err(CommandResult::Ok);

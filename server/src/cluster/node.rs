@@ -22,7 +22,7 @@ use super::controller::{decide, ControllerRequest};
 use super::log_store::LogStore;
 use super::network::{channel, NetFactory, MAX_MESSAGE};
 use super::service::ClusterService;
-use super::state::{Command, CommandResult, MetadataState};
+use super::state::{Command, CommandResult, MetadataState, Refusal};
 use super::state_machine::StateMachine;
 use super::types::{MetaNode, Raft};
 
@@ -44,6 +44,8 @@ pub struct ClusterSettings {
     pub meta_dir: PathBuf,
     /// The address clients dial for this broker.
     pub client_address: String,
+    /// A broker silent for longer than this is fenced by the controller.
+    pub session_timeout: Duration,
 }
 
 /// Why the cluster layer failed.
@@ -122,6 +124,9 @@ pub struct ClusterNode {
     settings: ClusterSettings,
     registered: watch::Sender<bool>,
     deciding: tokio::sync::Mutex<()>,
+    /// On the controller: when each broker was last heard from.
+    last_seen: parking_lot::Mutex<BTreeMap<u32, tokio::time::Instant>>,
+    metrics: Option<crate::metrics::ClusterMetrics>,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -138,6 +143,7 @@ impl ClusterNode {
     /// broker in the background.
     pub async fn start(
         mut settings: ClusterSettings,
+        metrics: Option<crate::metrics::ClusterMetrics>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ClusterError> {
         let io = |source| ClusterError::Io {
@@ -239,6 +245,8 @@ impl ClusterNode {
             settings,
             registered,
             deciding: tokio::sync::Mutex::new(()),
+            last_seen: parking_lot::Mutex::new(BTreeMap::new()),
+            metrics,
         });
         if let Some(listener) = listener {
             let service = ClusterServer::new(ClusterService {
@@ -259,12 +267,19 @@ impl ClusterNode {
             });
         }
         let n = Arc::clone(&node);
+        let stop = shutdown.clone();
         tokio::spawn(async move {
-            if joining && !n.join(&shutdown).await {
+            if joining && !n.join(&stop).await {
                 return;
             }
-            n.register(shutdown).await
+            Arc::clone(&n).register(stop.clone()).await;
+            n.heartbeat(stop).await;
         });
+        let n = Arc::clone(&node);
+        let stop = shutdown.clone();
+        tokio::spawn(async move { n.watch_liveness(stop).await });
+        let n = Arc::clone(&node);
+        tokio::spawn(async move { n.export_metrics(shutdown).await });
         Ok(node)
     }
 
@@ -337,6 +352,123 @@ impl ClusterNode {
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Heartbeats the controller every third of the session timeout; when
+    /// it says this broker was fenced (or forgot it), registers again.
+    async fn heartbeat(&self, shutdown: CancellationToken) {
+        let id = self.settings.node_id as u32;
+        let every = (self.settings.session_timeout / 3).max(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            match self.request(ControllerRequest::Heartbeat { id }).await {
+                Ok(CommandResult::Ok) => {}
+                Ok(CommandResult::Refused(why)) => {
+                    tracing::warn!(node_id = id, %why, "the controller fenced this broker; registering again");
+                    let _ = self
+                        .write(Command::RegisterBroker {
+                            id,
+                            address: self.settings.client_address.clone(),
+                            cluster_address: self
+                                .settings
+                                .cluster_listen
+                                .clone()
+                                .unwrap_or_default(),
+                        })
+                        .await;
+                }
+                Err(e) => tracing::debug!(error = %e, "heartbeat not delivered"),
+            }
+        }
+    }
+
+    /// On the controller: fences brokers silent for longer than the
+    /// session timeout (their epoch is bumped; they get no new partitions
+    /// until they register again).
+    async fn watch_liveness(&self, shutdown: CancellationToken) {
+        let mut was_leader = false;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let leader = self.raft.metrics().borrow().current_leader == Some(self.settings.node_id);
+            if !leader {
+                was_leader = false;
+                continue;
+            }
+            let now = tokio::time::Instant::now();
+            let meta = self.sm.current();
+            if !was_leader {
+                // A new controller gives everyone a full session.
+                let mut seen = self.last_seen.lock();
+                seen.clear();
+                for id in meta.brokers.keys() {
+                    seen.insert(*id, now);
+                }
+                was_leader = true;
+                continue;
+            }
+            let silent: Vec<u32> = {
+                let mut seen = self.last_seen.lock();
+                meta.brokers
+                    .values()
+                    .filter(|b| !b.fenced)
+                    .filter(|b| {
+                        let last = *seen.entry(b.id).or_insert(now);
+                        now.duration_since(last) > self.settings.session_timeout
+                    })
+                    .map(|b| b.id)
+                    .collect()
+            };
+            for id in silent {
+                tracing::warn!(node_id = id, timeout = ?self.settings.session_timeout, "broker missed its session timeout; fencing it");
+                let _ = write_local(&self.raft, Command::FenceBroker { id }).await;
+            }
+        }
+    }
+
+    /// Keeps the cluster metrics current.
+    async fn export_metrics(&self, shutdown: CancellationToken) {
+        let Some(m) = self.metrics.clone() else {
+            return;
+        };
+        let mut raft = self.raft.metrics();
+        let mut meta = self.sm.subscribe();
+        let mut leader = None;
+        loop {
+            let r = raft.borrow_and_update().clone();
+            if r.current_leader != leader {
+                if leader.is_some() || r.current_leader.is_some() {
+                    m.leader_changes.inc();
+                }
+                leader = r.current_leader;
+            }
+            m.is_controller
+                .set(i64::from(r.current_leader == Some(self.settings.node_id)));
+            m.last_log_index.set(r.last_log_index.unwrap_or(0) as i64);
+            m.applied_index
+                .set(r.last_applied.map_or(0, |l| l.index) as i64);
+            let state = meta.borrow_and_update().clone();
+            let fenced = state.brokers.values().filter(|b| b.fenced).count();
+            m.brokers
+                .with_label_values(&["alive"])
+                .set((state.brokers.len() - fenced) as i64);
+            m.brokers.with_label_values(&["fenced"]).set(fenced as i64);
+            for (id, (parts, _)) in state.load() {
+                m.broker_partitions
+                    .with_label_values(&[&id.to_string()])
+                    .set(i64::from(parts));
+            }
+            tokio::select! {
+                _ = raft.changed() => {}
+                _ = meta.changed() => {}
                 _ = shutdown.cancelled() => return,
             }
         }
@@ -422,6 +554,16 @@ impl ClusterNode {
                     .map(|n| n.cluster_address.clone())
             });
             return ForwardOutcome::NotLeader { address };
+        }
+        if let ControllerRequest::Heartbeat { id } = &request {
+            self.last_seen
+                .lock()
+                .insert(*id, tokio::time::Instant::now());
+            let known = self.sm.current().brokers.get(id).map(|b| b.fenced);
+            return ForwardOutcome::Applied(match known {
+                Some(false) => CommandResult::Ok,
+                _ => CommandResult::Refused(Refusal::UnknownBroker(*id)),
+            });
         }
         // Serialised so each decision sees the one before it applied.
         let _one_at_a_time = self.deciding.lock().await;
@@ -575,9 +717,10 @@ mod tests {
                 voters: voters.clone(),
                 meta_dir: dir.path().join(id.to_string()),
                 client_address: format!("client-{id}"),
+                session_timeout: Duration::from_secs(6),
             };
             nodes.push(
-                ClusterNode::start(settings, stop.clone())
+                ClusterNode::start(settings, None, stop.clone())
                     .await
                     .expect("start"),
             );
