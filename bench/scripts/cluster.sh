@@ -35,7 +35,7 @@ start() { # $1 = node id, $2 = voters ("" for a lone broker), $3 = run name
 
 bench() { # $1 = mode, $2 = brokers
   "$BIN" --broker "$2" bench "$1" --topic t --partitions 3 --records "$RECORDS" --json 2>/dev/null | tail -1 |
-    python3 -c 'import json,sys; d=json.load(sys.stdin); print(f"{d[\"mb_per_sec\"]:.0f} MB/s, {d[\"records_per_sec\"]:.0f} records/s")'
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f MB/s, %.0f records/s, p50 %s ms, p99 %s ms" % (d["mb_per_sec"], d["records_per_sec"], d.get("latency_ms", {}).get("p50", "-"), d.get("latency_ms", {}).get("p99", "-")))'
 }
 
 V=1=127.0.0.1:17172,2=127.0.0.1:17272,3=127.0.0.1:17372
