@@ -277,6 +277,12 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
     // topics match the metadata.
     tokio::select! {
         _ = reconciled.wait_for(|done| *done) => {}
+        why = cluster.wait_refused() => {
+            shutdown.cancel();
+            broker.close().await;
+            cluster.shutdown().await;
+            return Err(crate::cluster::node::ClusterError::Config(why).into());
+        }
         _ = shutdown.cancelled() => {}
     }
     http_state.ready.store(true, Ordering::Release);

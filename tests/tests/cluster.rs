@@ -496,3 +496,42 @@ async fn a_silent_broker_is_fenced_and_registers_again_when_it_returns() {
     }
     assert_eq!(state_of(paused).and_then(|s| s.1), Some(3));
 }
+
+/// A second broker started with a node id the cluster already has (its
+/// own cluster address differs from the one `--voters` names for that id)
+/// is refused with one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_broker_with_a_node_id_in_use_is_refused() {
+    let brokers = BrokerProcess::start_cluster(3, &[]);
+    let voters = brokers[0]
+        .env_value("TIDELOG_VOTERS")
+        .expect("voters")
+        .to_string();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tidelog_e2e::tidelog_cmd(
+        &[
+            "serve",
+            "--data-dir",
+            tmp.path().join("dup").to_str().expect("utf-8"),
+            "--listen",
+            &format!("127.0.0.1:{}", tidelog_e2e::free_port()),
+            "--http-listen",
+            &format!("127.0.0.1:{}", tidelog_e2e::free_port()),
+            "--node-id",
+            "2",
+            "--cluster-listen",
+            &format!("127.0.0.1:{}", tidelog_e2e::free_port()),
+            "--voters",
+            &voters,
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("node id 2"), "{stderr}");
+    // The cluster is untouched.
+    let s = status(&brokers[0]).expect("status");
+    assert_eq!(s["brokers"].as_array().map(Vec::len), Some(3));
+}

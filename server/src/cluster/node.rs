@@ -123,6 +123,8 @@ pub struct ClusterNode {
     sm: StateMachine,
     settings: ClusterSettings,
     registered: watch::Sender<bool>,
+    /// Set when the cluster refused this broker for good.
+    failed: watch::Sender<Option<String>>,
     deciding: tokio::sync::Mutex<()>,
     /// On the controller: when each broker was last heard from.
     last_seen: parking_lot::Mutex<BTreeMap<u32, tokio::time::Instant>>,
@@ -161,6 +163,17 @@ impl ClusterNode {
             return Err(ClusterError::Config(
                 "--voters names other brokers but --cluster-listen is not set".into(),
             ));
+        }
+        if let (Some(own), Some(listen)) = (
+            settings.voters.get(&settings.node_id),
+            settings.cluster_listen.as_deref(),
+        ) {
+            if settings.voters.len() > 1 && !same_listener(listen, own) {
+                return Err(ClusterError::Config(format!(
+                    "--voters lists node {} at {own}, but this broker's --cluster-listen is {listen}: two brokers with node id {}? Each broker needs its own id",
+                    settings.node_id, settings.node_id
+                )));
+            }
         }
         let log = LogStore::open(&settings.meta_dir).map_err(io)?;
         let sm = StateMachine::open(&settings.meta_dir).map_err(io)?;
@@ -218,17 +231,42 @@ impl ClusterNode {
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
         if initialized {
-            let stored: BTreeSet<u64> = raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .membership()
-                .voter_ids()
+            let stored: BTreeMap<u64, String> = {
+                let m = raft.metrics().borrow().membership_config.clone();
+                let membership = m.membership();
+                membership
+                    .voter_ids()
+                    .map(|id| {
+                        let addr = membership
+                            .get_node(&id)
+                            .map(|n| n.cluster_address.clone())
+                            .unwrap_or_default();
+                        (id, addr)
+                    })
+                    .collect()
+            };
+            let given: BTreeMap<u64, String> = members
+                .iter()
+                .map(|(id, n)| (*id, n.cluster_address.clone()))
                 .collect();
-            let given: BTreeSet<u64> = members.keys().copied().collect();
-            if stored != given {
+            let lone_renamed = stored.len() == 1 && stored.keys().eq(given.keys());
+            if lone_renamed && stored != given {
+                tracing::warn!(
+                    ?stored,
+                    ?given,
+                    "this one-broker cluster's own cluster address changed"
+                );
+            } else if stored != given {
+                let show = |m: &BTreeMap<u64, String>| {
+                    m.iter()
+                        .map(|(id, a)| format!("{id}={a}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
                 return Err(ClusterError::Config(format!(
-                    "--voters lists nodes {given:?} but this broker's cluster has voters {stored:?}; start it with the cluster's voter list"
+                    "--voters {} disagrees with the voters this data directory's cluster was formed with ({}); start it with that list, or use another --data-dir",
+                    show(&given),
+                    show(&stored)
                 )));
             }
         } else if !joining {
@@ -244,6 +282,7 @@ impl ClusterNode {
             sm,
             settings,
             registered,
+            failed: watch::channel(None).0,
             deciding: tokio::sync::Mutex::new(()),
             last_seen: parking_lot::Mutex::new(BTreeMap::new()),
             metrics,
@@ -320,26 +359,33 @@ impl ClusterNode {
                     .await
                     .is_ok();
             }
-            done = done
-                && self
+            let before = self.sm.current().brokers.get(&id).map(|b| b.epoch);
+            if done {
+                let registered = self
                     .write(Command::RegisterBroker {
                         id,
                         address: self.settings.client_address.clone(),
                         cluster_address: self.settings.cluster_listen.clone().unwrap_or_default(),
                     })
-                    .await
-                    .is_ok();
+                    .await;
+                match registered {
+                    Ok(CommandResult::Ok) => {}
+                    Ok(CommandResult::Refused(why)) => {
+                        self.failed.send_replace(Some(why.to_string()));
+                        return;
+                    }
+                    Err(_) => done = false,
+                }
+            }
             if done {
                 // Caught up far enough to see itself: the local metadata
                 // is then at least as new as the registration.
                 let mut rx = self.sm.subscribe();
                 let _ = tokio::time::timeout(Duration::from_secs(30), async {
-                    while rx
-                        .borrow_and_update()
-                        .brokers
-                        .get(&id)
-                        .is_none_or(|b| b.address != self.settings.client_address)
-                    {
+                    while rx.borrow_and_update().brokers.get(&id).is_none_or(|b| {
+                        b.address != self.settings.client_address
+                            || before.is_some_and(|e| b.epoch <= e)
+                    }) {
                         if rx.changed().await.is_err() {
                             return;
                         }
@@ -485,6 +531,20 @@ impl ClusterNode {
         }
     }
 
+    /// Waits until the cluster refuses this broker for good (its node id
+    /// is in use); the reason.
+    pub async fn wait_refused(&self) -> String {
+        let mut rx = self.failed.subscribe();
+        loop {
+            if let Some(why) = rx.borrow_and_update().clone() {
+                return why;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// True once registered.
     pub fn is_registered(&self) -> bool {
         *self.registered.borrow()
@@ -567,6 +627,22 @@ impl ClusterNode {
         }
         // Serialised so each decision sees the one before it applied.
         let _one_at_a_time = self.deciding.lock().await;
+        if let ControllerRequest::Apply(Command::RegisterBroker { id, address, .. }) = &request {
+            let current = self.sm.current().brokers.get(id).cloned();
+            let recently = self
+                .last_seen
+                .lock()
+                .get(id)
+                .is_some_and(|t| t.elapsed() < self.settings.session_timeout);
+            if let Some(b) = current {
+                if !b.fenced && b.address != *address && recently {
+                    return ForwardOutcome::Applied(CommandResult::Refused(Refusal::NodeIdInUse {
+                        id: *id,
+                        address: b.address,
+                    }));
+                }
+            }
+        }
         if let ControllerRequest::AddLearner {
             id,
             cluster_address,
@@ -659,6 +735,22 @@ impl crate::groups::PartitionDirectory for ClusterNode {
             .topics
             .get(topic)
             .map(|t| t.partitions.len() as u32)
+    }
+}
+
+/// Whether a listener on `listen` is reachable as `advertised` (the same
+/// address, or a wildcard listen on the same port).
+fn same_listener(listen: &str, advertised: &str) -> bool {
+    if listen == advertised {
+        return true;
+    }
+    let port = |a: &str| {
+        a.rsplit_once(':')
+            .map(|(h, p)| (h.to_string(), p.to_string()))
+    };
+    match (port(listen), port(advertised)) {
+        (Some((h, p)), Some((_, q))) => p == q && matches!(h.as_str(), "0.0.0.0" | "[::]" | "::"),
+        _ => false,
     }
 }
 

@@ -138,6 +138,14 @@ pub enum Refusal {
     /// No such broker.
     #[error("unknown broker {0}")]
     UnknownBroker(u32),
+    /// Another live broker registered with this node id.
+    #[error("node id {id} is in use by the live broker at {address}; give each broker its own --node-id")]
+    NodeIdInUse {
+        /// The id.
+        id: u32,
+        /// The other broker's client address.
+        address: String,
+    },
     /// Too few live brokers for the replicas asked.
     #[error("{needed} live broker(s) needed, {live} live")]
     NotEnoughBrokers {
