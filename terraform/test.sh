@@ -5,13 +5,18 @@
 #   2. terraform test: plan-only checks with mock_provider "aws";
 #   3. apply + destroy of the example against moto_server (EC2, IAM, S3,
 #      SSM, STS emulated on a free loopback port); destroy leaves nothing;
-#   4. the configuration the module wrote is one Tidelog runs: each
-#      broker's tidelog.toml is taken from its cloud-init user data, its
-#      addresses are swapped for loopback ports and its object store for a
-#      local file:// bucket, the real tidelog binary is started with it and
-#      serves a produce/consume round trip; the systemd unit goes through
-#      systemd-analyze verify and the user data through cloud-init schema
-#      when those tools are installed.
+#   4. the configuration the module wrote is one Tidelog runs and that
+#      forms a cluster: the three brokers' tidelog.toml are taken from their
+#      cloud-init user data, their addresses (client, metrics, cluster,
+#      voters) are swapped for loopback ports, data_dir for temp dirs and
+#      the bucket for a local file:// one, every other key stays as
+#      rendered; the real tidelog binary runs the three together, and
+#      `tidelog cluster status --json` must show brokers 1-3 alive with one
+#      controller, a 6-partition topic created through one broker must land
+#      on all three, and records produced through one broker are consumed
+#      through another; the systemd unit goes through systemd-analyze
+#      verify and the user data through cloud-init schema when those tools
+#      are installed.
 # Prints one "PASS: ..." or "FAIL: ..." line per check and a final
 # "terraform: N passed, M failed"; exits non-zero on any failure.
 #
@@ -276,114 +281,233 @@ for node, ud in out["user_data"]["value"].items():
     for path, content in files.items():
         open(os.path.join(d, os.path.basename(path)), "w").write(content)
     assert files["/etc/tidelog/tidelog.toml"] == out["broker_configs"]["value"][node], "tidelog.toml differs from broker_configs"
-    assert files["/etc/tidelog/cluster.toml"] == out["cluster_configs"]["value"][node], "cluster.toml differs from cluster_configs"
+    assert "/etc/tidelog/cluster.toml" not in files, "the cluster keys belong in tidelog.toml, not a separate cluster.toml"
     assert files["/etc/systemd/system/tidelog.service"] == out["systemd_units"]["value"][node]
 EOF
-    pass "user data of each broker is cloud-config writing the tidelog.toml, cluster.toml and unit of the outputs"
+    pass "user data of each broker is cloud-config writing the tidelog.toml and unit of the outputs (no separate cluster.toml)"
   else
     fail "extract the files of the user data"
   fi
 
-  # Today's tidelog reads exactly the ServeConfig keys (server/src/config.rs)
-  # and refuses any other key. The module writes these in tidelog.toml:
-  today_keys="advertised_address broker_id data_dir http_listen listen log_format log_retention_ms object_store"
-  # and the clustering interface's keys in cluster.toml only:
-  cluster_keys="cluster_listen node_id voters"
+  # The module writes these keys in tidelog.toml (the example's
+  # tidelog_settings add log_format and log_retention_ms); tidelog refuses
+  # any key it does not know (deny_unknown_fields in server/src/config.rs).
+  want_keys="advertised_address cluster_listen data_dir http_listen listen log_format log_retention_ms node_id object_store voters"
+  # jpy FILE EXPR: evaluate a Python expression over the JSON file as j.
+  jpy() { "$py" -c 'import json, sys; j = json.load(open(sys.argv[1])); r = eval(sys.argv[2]); print(r if not isinstance(r, bool) else ("true" if r else "false"))' "$@"; }
+  bucket=$(jpy "$work/outputs.json" 'j["bucket_name"]["value"]')
   for node in 1 2 3; do
     d="$work/render/$node"
     [ -f "$d/tidelog.toml" ] || { fail "broker $node: no tidelog.toml rendered"; continue; }
     keys=$(grep -E '^[a-z_]+ = ' "$d/tidelog.toml" | cut -d' ' -f1 | sort | xargs)
-    if [ "$keys" = "$today_keys" ]; then
-      pass "broker $node: tidelog.toml holds exactly the keys today's tidelog accepts ($keys)"
+    if [ "$keys" = "$want_keys" ]; then
+      pass "broker $node: tidelog.toml holds the module's keys, cluster keys included ($keys)"
     else
-      fail "broker $node: tidelog.toml keys are '$keys', expected '$today_keys'"
+      fail "broker $node: tidelog.toml keys are '$keys', expected '$want_keys'"
     fi
-    ckeys=$(grep -E '^[a-z_]+ = ' "$d/cluster.toml" | cut -d' ' -f1 | sort | xargs)
-    if [ "$ckeys" = "$cluster_keys" ] && grep -qx "node_id = $node" "$d/cluster.toml" \
-      && grep -q '^voters = "1=10\.0\.1\.[0-9]*:7072,2=10\.0\.2\.[0-9]*:7072,3=10\.0\.3\.[0-9]*:7072"$' "$d/cluster.toml"; then
-      pass "broker $node: cluster.toml has node_id = $node, cluster_listen and the three voters"
+    # Broker N is at 10.0.N.10 (subnet N of the emulated VPC): it binds
+    # that IP for the quorum, tells clients that IP, and every broker
+    # names the same three voters at the private IPs peers reach.
+    if grep -qx "node_id = $node" "$d/tidelog.toml" \
+      && grep -qx "cluster_listen = \"10.0.$node.10:7072\"" "$d/tidelog.toml" \
+      && grep -qx "advertised_address = \"10.0.$node.10:7070\"" "$d/tidelog.toml" \
+      && grep -qx 'voters = "1=10.0.1.10:7072,2=10.0.2.10:7072,3=10.0.3.10:7072"' "$d/tidelog.toml" \
+      && grep -qx "object_store = \"s3://$bucket/tidelog/broker-$node\"" "$d/tidelog.toml"; then
+      pass "broker $node: node_id = $node, cluster_listen and advertised_address on its private IP, the three voters, object_store under broker-$node"
     else
-      cat "$d/cluster.toml"
-      fail "broker $node: cluster.toml"
+      cat "$d/tidelog.toml"
+      fail "broker $node: cluster keys, addresses or object_store of the rendered tidelog.toml"
     fi
   done
 
-  # Swap addresses for loopback ports, data dirs for temp dirs and the
-  # object store for a local file:// bucket; everything else stays as
-  # rendered. Start the three brokers as the unit would (--config, the
-  # environment file) and do a produce/consume round trip on each.
+  # Run the three rendered configs as one cluster on loopback. Only
+  # addresses change: each private IP:port (client, metrics, cluster, in
+  # listen/http_listen/advertised_address/cluster_listen/voters) becomes
+  # 127.0.0.1 with a distinct free port, data_dir a temp dir and the s3://
+  # bucket a local file:// one (same prefix); every other key stays as
+  # rendered. The brokers start as the unit starts them (--config, the
+  # environment file).
   freeport() { "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+  cat >"$work/rewrite.py" <<'EOF'
+# rewrite.py RENDERED OUT NODE WORK PORTS_JSON: swap addresses for loopback.
+# PORTS_JSON maps "N" to {client, metrics, cluster} loopback ports.
+import json, re, sys
+src, dst, node, work, ports = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
+ip = {n: "10.0.%s.10" % n for n in ports}   # the emulated subnets' .10
+def swap(value):
+    for n, p in ports.items():
+        value = value.replace(ip[n] + ":7070", "127.0.0.1:%d" % p["client"])
+        value = value.replace(ip[n] + ":7072", "127.0.0.1:%d" % p["cluster"])
+    return value
+me = ports[node]
+out, changed = [], []
+for line in open(src).read().splitlines():
+    m = re.match(r'^([a-z_]+) = (.*)$', line)
+    key = m.group(1) if m else None
+    new = line
+    if key == "listen":
+        new = 'listen = "127.0.0.1:%d"' % me["client"]
+    elif key == "http_listen":
+        new = 'http_listen = "127.0.0.1:%d"' % me["metrics"]
+    elif key in ("advertised_address", "cluster_listen", "voters"):
+        new = swap(line)
+    elif key == "data_dir":
+        new = 'data_dir = "%s/run/%s/data"' % (work, node)
+    elif key == "object_store":
+        new = re.sub(r'"s3://[^/]*/', '"file://%s/bucket/' % work, line)
+    if new != line:
+        changed.append(key)
+    assert "10.0." not in new, "private address left in: " + new
+    out.append(new)
+open(dst, "w").write("\n".join(out) + "\n")
+print(" ".join(sorted(changed)))
+EOF
+  ports="{"
+  for node in 1 2 3; do
+    ports="$ports\"$node\": {\"client\": $(freeport), \"metrics\": $(freeport), \"cluster\": $(freeport)}"
+    [ "$node" = 3 ] || ports="$ports, "
+  done
+  ports="$ports}"
+  port_of() { "$py" -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]][sys.argv[3]])' "$ports" "$1" "$2"; }
+  bpids=()
+  started=""
   for node in 1 2 3; do
     d="$work/render/$node"
     [ -f "$d/tidelog.toml" ] || continue
-    cport=$(freeport)
-    mport=$(freeport)
-    mkdir -p "$work/run/$node"
-    sed -e "s|^listen = .*|listen = \"127.0.0.1:$cport\"|" \
-      -e "s|^http_listen = .*|http_listen = \"127.0.0.1:$mport\"|" \
-      -e "s|^advertised_address = .*|advertised_address = \"127.0.0.1:$cport\"|" \
-      -e "s|^data_dir = .*|data_dir = \"$work/run/$node/data\"|" \
-      -e "s|^object_store = \"s3://[^/]*/|object_store = \"file://$work/bucket/|" \
-      "$d/tidelog.toml" >"$work/run/$node/tidelog.toml"
-    if grep -q "^object_store = \"file://$work/bucket/tidelog/broker-$node\"$" "$work/run/$node/tidelog.toml"; then
-      mkdir -p "$work/bucket/tidelog/broker-$node"
-    else
-      fail "broker $node: object_store of the rendered config is not s3://<bucket>/tidelog/broker-$node"
+    mkdir -p "$work/run/$node" "$work/bucket/tidelog/broker-$node"
+    if ! changed=$("$py" "$work/rewrite.py" "$d/tidelog.toml" "$work/run/$node/tidelog.toml" "$node" "$work" "$ports"); then
+      fail "broker $node: rewrite the rendered addresses for loopback"
+      continue
+    fi
+    if [ "$changed" != "advertised_address cluster_listen data_dir http_listen listen object_store voters" ]; then
+      fail "broker $node: the loopback rewrite changed '$changed', expected exactly the addresses, data_dir and object_store"
       continue
     fi
     # shellcheck disable=SC2046
     env -i PATH="$PATH" HOME="$HOME" $(grep -E '^[A-Z_]+=' "$d/tidelog.env") \
       "$bin" serve --config "$work/run/$node/tidelog.toml" >"$work/run/$node/broker.log" 2>&1 &
     pids+=($!)
-    bpid=$!
+    bpids[$node]=$!
+    started="$started $node"
+  done
+  ready=""
+  for node in $started; do
+    mport=$(port_of "$node" metrics)
     up=0
-    for _ in $(seq 1 100); do
+    # Ready means the broker has joined the quorum and reconciled its
+    # topics, so this waits for the cluster to form (a few seconds).
+    for _ in $(seq 1 300); do
       if curl -fsS -o /dev/null "http://127.0.0.1:$mport/readyz" 2>/dev/null; then up=1; break; fi
-      kill -0 "$bpid" 2>/dev/null || break
+      kill -0 "${bpids[$node]}" 2>/dev/null || break
       sleep 0.1
     done
-    if [ "$up" != 1 ]; then
-      cat "$work/run/$node/broker.log"
-      fail "broker $node: tidelog serve --config <rendered tidelog.toml> did not become ready"
-      continue
-    fi
-    pass "broker $node: tidelog serve starts with the rendered tidelog.toml and tidelog.env (ready on /readyz)"
-    topic="tf-roundtrip-$node"
-    got=""
-    if "$bin" topic create "$topic" --broker "127.0.0.1:$cport" >/dev/null 2>&1 \
-      && printf 'a\nb\n' | "$bin" produce "$topic" --broker "127.0.0.1:$cport" >/dev/null 2>&1; then
-      got=$(timeout 20 "$bin" consume "$topic" --broker "127.0.0.1:$cport" --from-beginning -n 2 2>/dev/null | tr '\n' ' ')
-    fi
-    if [ "$got" = "a b " ]; then
-      pass "broker $node: produce/consume round trip (a, b)"
+    if [ "$up" = 1 ]; then
+      pass "broker $node: tidelog serve starts with the rendered tidelog.toml and tidelog.env and becomes ready in the cluster (/readyz)"
+      ready="$ready $node"
     else
-      fail "broker $node: produce/consume round trip returned '$got'"
-    fi
-    kill -TERM "$bpid" 2>/dev/null
-    stopped=0
-    for _ in $(seq 1 100); do
-      kill -0 "$bpid" 2>/dev/null || { stopped=1; break; }
-      sleep 0.1
-    done
-    if [ "$stopped" = 1 ]; then
-      pass "broker $node: stops on SIGTERM within 10 s (the unit allows 120 s)"
-    else
-      fail "broker $node: still running 10 s after SIGTERM"
+      tail -n 30 "$work/run/$node/broker.log"
+      fail "broker $node: tidelog serve --config <rendered tidelog.toml> did not become ready within 30 s"
     fi
   done
 
-  # Show, without judging, whether this tidelog accepts the cluster keys
-  # yet: the module keeps them out of tidelog.toml until it does.
-  if [ -f "$work/run/1/tidelog.toml" ]; then
-    cat "$work/run/1/tidelog.toml" "$work/render/1/cluster.toml" >"$work/run/merged.toml"
-    msg=$(timeout 5 "$bin" serve --config "$work/run/merged.toml" 2>&1 | head -n 3)
-    if echo "$msg" | grep -q "unknown key"; then
-      info "today's tidelog refuses the cluster keys ($(echo "$msg" | grep -o "unknown key '[a-z_]*'" | head -n 1)): they stay in cluster.toml (enable_cluster_config = false)"
+  if [ "$ready" = " 1 2 3" ]; then
+    b1="127.0.0.1:$(port_of 1 client)"
+    b2="127.0.0.1:$(port_of 2 client)"
+    b3="127.0.0.1:$(port_of 3 client)"
+    # One cluster: every broker alive, exactly one controller, and each
+    # broker known by the addresses its config gave it.
+    status_ok=0
+    for _ in $(seq 1 50); do
+      if "$bin" cluster status --json --broker "$b2" >"$work/status.json" 2>"$work/status.err" \
+        && "$py" - "$work/status.json" "$ports" <<'EOF'; then
+import json, sys
+s = json.load(open(sys.argv[1]))
+ports = json.loads(sys.argv[2])
+b = {str(x["id"]): x for x in s["brokers"]}
+ok = (sorted(b) == ["1", "2", "3"] and all(x["alive"] for x in b.values())
+      and sum(1 for x in b.values() if x["controller"]) == 1
+      and str(s["controller_id"]) in b and b[str(s["controller_id"])]["controller"]
+      and all(x["quorum_role"] == "voter" for x in b.values())
+      and all(b[n]["address"] == "127.0.0.1:%d" % p["client"]
+              and b[n]["cluster_address"] == "127.0.0.1:%d" % p["cluster"] for n, p in ports.items()))
+sys.exit(0 if ok else 1)
+EOF
+        status_ok=1
+        break
+      fi
+      sleep 0.2
+    done
+    if [ "$status_ok" = 1 ]; then
+      pass "tidelog cluster status --json: one cluster $(jpy "$work/status.json" 'j["cluster_id"]'), brokers 1-3 alive voters at their configured addresses, one controller (node $(jpy "$work/status.json" 'j["controller_id"]'))"
     else
-      info "this tidelog did not refuse tidelog.toml + cluster.toml: clustering may have landed; turn on enable_cluster_config and extend this test to check the cluster forms"
+      cat "$work/status.json" "$work/status.err" 2>/dev/null
+      fail "tidelog cluster status --json: expected brokers 1-3 alive, voters, one controller"
     fi
+
+    # Partitions spread: a topic created through broker 1 lands on all three.
+    if "$bin" topic create tf-spread --partitions 6 --broker "$b1" >/dev/null 2>"$work/create.err"; then
+      spread=""
+      for _ in $(seq 1 50); do
+        "$bin" cluster status --json --broker "$b3" >"$work/status.json" 2>/dev/null \
+          && spread=$(jpy "$work/status.json" '" ".join("%d:%d" % (b["id"], b["partitions"]) for b in j["brokers"])')
+        "$bin" topic describe tf-spread --broker "$b3" >"$work/describe.txt" 2>/dev/null
+        leaders=$(awk '$1 ~ /^[0-9]+$/ && NF > 2 { print $2 }' "$work/describe.txt" | sort -u | xargs)
+        [ "$leaders" = "1 2 3" ] && [ "$(jpy "$work/status.json" 'len(j["brokers"]) == 3 and all(b["partitions"] > 0 for b in j["brokers"]) and sum(b["partitions"] for b in j["brokers"]) == 6' 2>/dev/null)" = true ] && break
+        sleep 0.2
+      done
+      if [ "$leaders" = "1 2 3" ] && [ "$(jpy "$work/status.json" 'len(j["brokers"]) == 3 and all(b["partitions"] > 0 for b in j["brokers"]) and sum(b["partitions"] for b in j["brokers"]) == 6' 2>/dev/null)" = true ]; then
+        pass "topic tf-spread (6 partitions) created through broker 1 is hosted by brokers 1, 2 and 3 (describe leaders: $leaders; partitions per broker $spread)"
+      else
+        cat "$work/describe.txt"
+        fail "topic tf-spread (6 partitions) is not spread over the three brokers (describe leaders: '$leaders'; partitions per broker '$spread')"
+      fi
+    else
+      cat "$work/create.err"
+      fail "topic create tf-spread --partitions 6 through broker 1"
+    fi
+
+    # A client bootstrapped with one broker reaches the others through the
+    # advertised addresses: produce through broker 2, consume through 3.
+    got=""
+    if printf 'a\nb\nc\nd\ne\nf\n' | "$bin" produce tf-spread --broker "$b2" >/dev/null 2>"$work/produce.err"; then
+      got=$(timeout 30 "$bin" consume tf-spread --broker "$b3" --from-beginning -n 6 2>/dev/null | sort | xargs)
+    fi
+    if [ "$got" = "a b c d e f" ]; then
+      pass "produce through broker 2 and consume through broker 3 round-trip 6 records over the cluster"
+    else
+      cat "$work/produce.err"
+      fail "produce/consume over the cluster returned '$got'"
+    fi
+
+    # Each broker writes its cluster snapshot under its own prefix.
+    prefixes=""
+    for node in 1 2 3; do
+      [ -f "$work/bucket/tidelog/broker-$node/cluster.json" ] && prefixes="$prefixes $node"
+    done
+    if [ "$prefixes" = " 1 2 3" ]; then
+      pass "each broker writes its objects under its own prefix (tidelog/broker-N/cluster.json for N = 1, 2, 3)"
+    else
+      find "$work/bucket" -maxdepth 3 | head -n 20
+      fail "cluster.json under the per-broker prefixes of brokers '$prefixes' only"
+    fi
+  else
+    fail "the cluster did not form (ready:${ready:- none}); status, spread and round trip not checked"
   fi
 
+  for node in $started; do kill -TERM "${bpids[$node]}" 2>/dev/null; done
+  for node in $started; do
+    stopped=0
+    for _ in $(seq 1 150); do
+      kill -0 "${bpids[$node]}" 2>/dev/null || { stopped=1; break; }
+      sleep 0.1
+    done
+    if [ "$stopped" = 1 ]; then
+      pass "broker $node: stops on SIGTERM within 15 s (the unit allows 120 s)"
+    else
+      tail -n 20 "$work/run/$node/broker.log"
+      fail "broker $node: still running 15 s after SIGTERM"
+    fi
+  done
   # systemd unit and cloud-init user data, when the tools are installed.
   if command -v systemd-analyze >/dev/null 2>&1 && [ -f "$work/render/1/tidelog.service" ]; then
     # The unit names /usr/local/bin/tidelog, user tidelog and the data

@@ -70,38 +70,40 @@ run "three_brokers_spread_over_three_zones" {
   }
 }
 
-run "node_ids_written_into_each_broker_config" {
+run "cluster_keys_written_into_each_broker_config" {
   command = plan
 
   assert {
-    condition     = alltrue([for id in ["1", "2", "3"] : strcontains(output.broker_configs[id], "broker_id = ${id}\n")])
-    error_message = "tidelog.toml of broker N must say broker_id = N."
+    condition     = alltrue([for id in ["1", "2", "3"] : strcontains(output.broker_configs[id], "\nnode_id = ${id}\n")])
+    error_message = "tidelog.toml of broker N must say node_id = N."
   }
   assert {
-    condition     = alltrue([for id in ["1", "2", "3"] : strcontains(output.cluster_configs[id], "node_id = ${id}\n")])
-    error_message = "cluster.toml of broker N must say node_id = N."
+    condition     = alltrue([for id in ["1", "2", "3"] : !strcontains(output.broker_configs[id], "broker_id")])
+    error_message = "Clustered brokers carry node_id, not its older name broker_id."
   }
   assert {
-    condition     = alltrue([for id in ["1", "2", "3"] : strcontains(output.cluster_configs[id], "cluster_listen = \"0.0.0.0:7072\"")])
-    error_message = "cluster.toml must listen for brokers on the cluster port."
+    condition     = [for id in ["1", "2", "3"] : strcontains(output.broker_configs[id], "\ncluster_listen = \"10.0.${id}.10:7072\"\n")] == [true, true, true]
+    error_message = "cluster_listen must bind the broker's own private IP on the cluster port (it is also the address peers are told)."
   }
   assert {
     condition     = output.voters == "1=10.0.1.10:7072,2=10.0.2.10:7072,3=10.0.3.10:7072"
     error_message = "Three brokers give three voters id=ip:7072."
   }
-  # Today's tidelog refuses unknown keys: by default tidelog.toml must not
-  # carry the cluster keys.
   assert {
-    condition     = alltrue([for id in ["1", "2", "3"] : !strcontains(output.broker_configs[id], "node_id") && !strcontains(output.broker_configs[id], "voters")])
-    error_message = "With enable_cluster_config = false, tidelog.toml must not hold cluster keys."
+    condition     = alltrue([for id in ["1", "2", "3"] : strcontains(output.broker_configs[id], "\nvoters = \"1=10.0.1.10:7072,2=10.0.2.10:7072,3=10.0.3.10:7072\"\n")])
+    error_message = "Every broker's tidelog.toml must carry the same voters."
+  }
+  assert {
+    condition     = alltrue([for id in ["1", "2", "3"] : strcontains(output.broker_configs[id], "\nadvertised_address = \"10.0.${id}.10:7070\"\n") && strcontains(output.broker_configs[id], "\nlisten = \"0.0.0.0:7070\"\n")])
+    error_message = "Clients are told the broker's private IP and client port; the client listener binds every interface."
   }
   assert {
     condition     = alltrue([for id in ["1", "2", "3"] : strcontains(output.broker_configs[id], "object_store = \"s3://orders-tidelog-test/tidelog/broker-${id}\"")])
-    error_message = "Independent brokers must each use their own prefix under object_prefix."
+    error_message = "Each broker of the cluster keeps its own prefix under object_prefix."
   }
   assert {
-    condition     = alltrue([for id in ["1", "2", "3"] : strcontains(aws_instance.broker[id].user_data, "/etc/tidelog/tidelog.toml") && startswith(aws_instance.broker[id].user_data, "#cloud-config\n")])
-    error_message = "User data must be cloud-config writing /etc/tidelog/tidelog.toml."
+    condition     = alltrue([for id in ["1", "2", "3"] : strcontains(aws_instance.broker[id].user_data, "/etc/tidelog/tidelog.toml") && !strcontains(aws_instance.broker[id].user_data, "/etc/tidelog/cluster.toml") && startswith(aws_instance.broker[id].user_data, "#cloud-config\n")])
+    error_message = "User data must be cloud-config writing /etc/tidelog/tidelog.toml (and no separate cluster.toml)."
   }
 }
 
@@ -160,6 +162,10 @@ run "no_rule_open_to_the_world_by_default" {
   assert {
     condition     = aws_vpc_security_group_ingress_rule.broker["self-cluster"].from_port == 7072 && aws_vpc_security_group_ingress_rule.broker["self-cluster"].to_port == 7072
     error_message = "Brokers reach each other on the inter-broker port only."
+  }
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.to_brokers["cluster"].from_port == 7072 && aws_vpc_security_group_egress_rule.to_brokers["cluster"].to_port == 7072 && aws_vpc_security_group_egress_rule.to_brokers["client"].from_port == 7070
+    error_message = "Brokers may connect to each other on the cluster port (metadata quorum) and the client port (forwarded requests)."
   }
 }
 

@@ -1,5 +1,6 @@
 # Plan-only checks of the optional paths: more brokers than subnets, EBS
-# data volumes, DNS names, the cluster keys switched on, given CIDRs.
+# data volumes, DNS names, learners, the cluster keys switched off, given
+# CIDRs.
 
 mock_provider "aws" {
   mock_data "aws_subnet" {
@@ -60,6 +61,14 @@ run "default_voters_are_three_of_five" {
     condition     = [for v in split(",", output.voters) : split("=", v)[0]] == ["1", "2", "3"]
     error_message = "By default brokers 1-3 vote."
   }
+  assert {
+    condition     = alltrue([for id in ["4", "5"] : strcontains(output.broker_configs[id], "\nnode_id = ${id}\n") && strcontains(output.broker_configs[id], "\nvoters = \"${output.voters}\"\n") && !strcontains(output.voters, "${id}=")])
+    error_message = "Brokers 4 and 5 get the voters 1-3 without themselves, so they join as learners."
+  }
+  assert {
+    condition     = strcontains(output.broker_configs["4"], "\ncluster_listen = \"10.0.1.11:7072\"\n")
+    error_message = "A learner's cluster_listen is its own reachable private IP (the quorum contacts it there)."
+  }
 }
 
 run "dns_names_per_broker" {
@@ -80,6 +89,10 @@ run "dns_names_per_broker" {
   assert {
     condition     = output.voters == "1=events-1.internal.example:7072,2=events-2.internal.example:7072,3=events-3.internal.example:7072"
     error_message = "Voters must use the DNS names and the cluster port."
+  }
+  assert {
+    condition     = strcontains(output.broker_configs["2"], "\nadvertised_address = \"events-2.internal.example:7070\"\n") && strcontains(output.broker_configs["2"], "\ncluster_listen = \"10.0.1.10:7072\"\n")
+    error_message = "Clients are told the DNS name; cluster_listen still binds the private IP."
   }
 }
 
@@ -111,25 +124,33 @@ run "release_from_s3_is_the_only_extra_grant" {
   }
 }
 
-run "cluster_keys_switched_on_and_settings_merged" {
+run "settings_merged_with_their_types" {
   command = plan
 
   variables {
-    enable_cluster_config = true
-    tidelog_settings      = { log_retention_ms = 86400000, log_format = "json" }
+    tidelog_settings = { log_retention_ms = 86400000, log_format = "json" }
   }
 
   assert {
-    condition     = alltrue([for id in ["1", "2", "3"] : strcontains(output.broker_configs[id], "node_id = ${id}\n") && strcontains(output.broker_configs[id], "voters = ")])
-    error_message = "enable_cluster_config must put node_id and voters into tidelog.toml."
+    condition     = strcontains(output.broker_configs["1"], "log_retention_ms = 86400000\n") && strcontains(output.broker_configs["1"], "log_format = \"json\"\n") && strcontains(output.broker_configs["1"], "\nnode_id = 1\n")
+    error_message = "tidelog_settings must be merged with their TOML types (number unquoted, string quoted) beside the cluster keys."
+  }
+}
+
+run "cluster_keys_switched_off_for_pre_clustering_releases" {
+  command = plan
+
+  variables {
+    enable_cluster_config = false
+  }
+
+  assert {
+    condition     = alltrue([for id in ["1", "2", "3"] : strcontains(output.broker_configs[id], "\nbroker_id = ${id}\n") && !strcontains(output.broker_configs[id], "node_id") && !strcontains(output.broker_configs[id], "cluster_listen") && !strcontains(output.broker_configs[id], "voters")])
+    error_message = "enable_cluster_config = false must write broker_id and no cluster keys."
   }
   assert {
-    condition     = strcontains(output.broker_configs["2"], "object_store = \"s3://events-tidelog-test/tidelog\"\n")
-    error_message = "Clustered brokers share the object prefix."
-  }
-  assert {
-    condition     = strcontains(output.broker_configs["1"], "log_retention_ms = 86400000\n") && strcontains(output.broker_configs["1"], "log_format = \"json\"\n")
-    error_message = "tidelog_settings must be merged with their TOML types (number unquoted, string quoted)."
+    condition     = strcontains(output.broker_configs["2"], "object_store = \"s3://events-tidelog-test/tidelog/broker-2\"\n")
+    error_message = "Independent brokers keep their own prefix too."
   }
 }
 

@@ -33,11 +33,6 @@ output "broker_configs" {
   value       = module.tidelog.broker_configs
 }
 
-output "cluster_configs" {
-  description = "Each broker's cluster keys as written to /etc/tidelog/cluster.toml."
-  value       = module.tidelog.cluster_configs
-}
-
 output "systemd_units" {
   description = "Each broker's systemd unit."
   value       = module.tidelog.systemd_units

@@ -1,6 +1,6 @@
-# What each broker runs: tidelog.toml (today's keys), cluster.toml (the
-# cluster keys node_id/cluster_listen/voters of the clustering interface),
-# the environment file, the systemd unit and the cloud-init user data.
+# What each broker runs: tidelog.toml (every key, the cluster keys
+# node_id/cluster_listen/voters included), the environment file, the
+# systemd unit and the cloud-init user data.
 
 locals {
   # The address other machines use for broker N: its DNS name when a zone
@@ -13,18 +13,18 @@ locals {
     )
   }
 
+  # id=host:cluster_port of brokers 1..voter_count, each voter's
+  # cluster_listen as its peers reach it (DNS name or private IP).
   voters = join(",", [for id in local.voter_ids : "${id}=${local.broker_host[id]}:${var.cluster_port}"])
 
-  # Today's brokers do not cluster: each is an independent single broker,
-  # so each gets its own prefix below object_prefix (two brokers sharing a
-  # manifest would fence each other). With the cluster keys on, all brokers
-  # share object_prefix as the clustering interface expects.
+  # Every broker keeps its own prefix below object_prefix, clustered or
+  # not. A partition lives on one broker (no replication, never moved), its
+  # manifest names that broker as writer, and each broker rewrites
+  # cluster.json at the root of its prefix from its own topics: a shared
+  # prefix would have the brokers overwrite each other's snapshot, and
+  # `tidelog restore` of one broker needs exactly that broker's objects.
   object_store = {
-    for id in local.node_ids : id => (
-      var.enable_cluster_config
-      ? "s3://${local.bucket_name}/${var.object_prefix}"
-      : "s3://${local.bucket_name}/${var.object_prefix}/broker-${id}"
-    )
+    for id in local.node_ids : id => "s3://${local.bucket_name}/${var.object_prefix}/broker-${id}"
   }
 
   base_settings = {
@@ -33,36 +33,32 @@ locals {
       listen             = "0.0.0.0:${var.client_port}"
       http_listen        = "0.0.0.0:${var.metrics_port}"
       advertised_address = "${local.broker_host[id]}:${var.client_port}"
-      broker_id          = tonumber(id)
       object_store       = local.object_store[id]
     })
   }
 
-  cluster_settings = {
-    for id in local.node_ids : id => {
-      node_id        = tonumber(id)
-      cluster_listen = "0.0.0.0:${var.cluster_port}"
-      voters         = local.voters
-    }
-  }
-
-  cluster_toml = {
-    for id in local.node_ids : id => templatefile("${path.module}/templates/tidelog.toml.tftpl", {
-      header          = "Cluster keys of node ${id} (clustering interface: node_id, cluster_listen, voters).\n# ${var.enable_cluster_config ? "Also written into tidelog.toml (enable_cluster_config = true)." : "Not read by today's tidelog, which refuses unknown keys; set enable_cluster_config = true once clustering ships."}"
-      settings        = local.cluster_settings[id]
-      cluster         = {}
-      include_cluster = false
-    })
+  # The cluster keys. cluster_listen binds the broker's fixed private IP
+  # rather than 0.0.0.0: Tidelog also announces it as the broker's cluster
+  # address (a learner's address in the quorum is its cluster_listen), so
+  # it must be an address peers can reach. Pre-clustering releases get the
+  # older broker_id instead (enable_cluster_config = false). Indexing a
+  # tuple picks one of the two objects; a conditional would unify their
+  # types into map(string) and quote the numbers.
+  id_settings = {
+    for id in local.node_ids : id => [
+      {
+        node_id        = tonumber(id)
+        cluster_listen = "${local.broker_ip[id]}:${var.cluster_port}"
+        voters         = local.voters
+      },
+      { broker_id = tonumber(id) },
+    ][var.enable_cluster_config ? 0 : 1]
   }
 
   tidelog_toml = {
     for id in local.node_ids : id => templatefile("${path.module}/templates/tidelog.toml.tftpl", {
-      header = "tidelog.toml of broker ${id} in cluster ${var.name}. Written by the tidelog-cluster Terraform module; edit the module inputs, not this file."
-      # Two separate maps: a conditional between them would unify their
-      # types and turn every number into a string.
-      settings        = local.base_settings[id]
-      cluster         = local.cluster_settings[id]
-      include_cluster = var.enable_cluster_config
+      header   = "tidelog.toml of broker ${id} in cluster ${var.name}. Written by the tidelog-cluster Terraform module; edit the module inputs, not this file."
+      settings = merge(local.base_settings[id], local.id_settings[id])
     })
   }
 
@@ -94,7 +90,6 @@ locals {
       yamlencode({
         write_files = [
           { path = "/etc/tidelog/tidelog.toml", permissions = "0644", owner = "root:root", content = local.tidelog_toml[id] },
-          { path = "/etc/tidelog/cluster.toml", permissions = "0644", owner = "root:root", content = local.cluster_toml[id] },
           { path = "/etc/tidelog/tidelog.env", permissions = "0644", owner = "root:root", content = local.tidelog_env },
           { path = "/etc/systemd/system/tidelog.service", permissions = "0644", owner = "root:root", content = local.systemd_unit[id] },
           { path = "/usr/local/sbin/tidelog-setup", permissions = "0755", owner = "root:root", content = local.setup_script },

@@ -22,7 +22,7 @@ output "brokers" {
 }
 
 output "voters" {
-  description = "The voter list in the clustering interface's form, id=host:cluster_port joined by ','."
+  description = "The metadata quorum's voters as written to every broker's voters key: id=host:cluster_port of brokers 1..voter_count joined by ','."
   value       = local.voters
 }
 
@@ -79,11 +79,6 @@ output "iam_policy_json" {
 output "broker_configs" {
   description = "Each broker's /etc/tidelog/tidelog.toml exactly as written to the instance, by node id."
   value       = local.tidelog_toml
-}
-
-output "cluster_configs" {
-  description = "Each broker's cluster keys (node_id, cluster_listen, voters) as written to /etc/tidelog/cluster.toml, by node id."
-  value       = local.cluster_toml
 }
 
 output "systemd_units" {

@@ -53,7 +53,7 @@ variable "broker_count" {
 }
 
 variable "voter_count" {
-  description = "How many brokers (node ids 1..voter_count) vote in the metadata quorum. Must be odd: an even quorum tolerates no more failures than the odd one below it but needs one more vote to commit. null picks 3 when broker_count >= 3, else 1. Must not exceed broker_count."
+  description = "How many brokers (node ids 1..voter_count) vote in the metadata quorum. Must be odd: an even quorum tolerates no more failures than the odd one below it but needs one more vote to commit. null picks 3 when broker_count >= 3, else 1. Must not exceed broker_count. The other brokers join as learners. Tidelog refuses to start a broker whose voters differ from those its cluster was formed with, so choose it before the first apply."
   type        = number
   default     = null
 
@@ -290,7 +290,7 @@ variable "metrics_port" {
 }
 
 variable "cluster_port" {
-  description = "Inter-broker port (Tidelog `cluster_listen`); only brokers of this cluster may reach it."
+  description = "Inter-broker port (Tidelog `cluster_listen`, the metadata quorum); only brokers of this cluster may reach it."
   type        = number
   default     = 7072
 
@@ -397,9 +397,9 @@ variable "tidelog_settings" {
 }
 
 variable "enable_cluster_config" {
-  description = "Write the cluster keys (node_id, cluster_listen, voters) into tidelog.toml. Off by default because today's tidelog runs single brokers and refuses unknown config keys; the keys are always written to /etc/tidelog/cluster.toml and the cluster_configs output. Turn on once your tidelog release supports clustering."
+  description = "Run the brokers as one Tidelog cluster (default): tidelog.toml gets node_id, cluster_listen (the broker's private IP and cluster_port) and voters (brokers 1..voter_count); brokers above voter_count join as learners. false renders the pre-clustering configuration instead (broker_id, no cluster keys: N independent single brokers), only for Tidelog releases older than clustering, which refuse the cluster keys."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "additional_iam_policy_arns" {
