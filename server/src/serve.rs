@@ -57,6 +57,9 @@ pub enum ServeError {
     /// The metadata quorum could not start.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::node::ClusterError),
+    /// The object store prefix belongs to another cluster or broker.
+    #[error(transparent)]
+    Owner(crate::cluster::owner::OwnerError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -216,10 +219,33 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
     let tiering =
         crate::tiering::Tiering::open(cfg.tiering_settings(), metrics.tiering.clone()).await?;
     tracing::info!(object_store = %tiering.store.url(), "tiered storage on");
+    // The cluster must have taken this broker (its id, addresses) before
+    // it touches the bucket.
+    tokio::select! {
+        _ = cluster.wait_registered() => {}
+        why = cluster.wait_refused() => {
+            cluster.shutdown().await;
+            return Err(crate::cluster::node::ClusterError::Config(why).into());
+        }
+        _ = shutdown.cancelled() => {
+            cluster.shutdown().await;
+            return Ok(());
+        }
+    }
     // Never start a fresh log over a bucket that holds topics.
     crate::restore::check_start(&tiering.store, &cfg.data_dir)
         .await
         .map_err(Box::new)?;
+    // Claimed after the check above, which fails fast on an unreachable
+    // bucket; the prefix is claimed in the cluster's name.
+    let owner = crate::cluster::owner::Owner {
+        cluster_id: cluster.metadata().cluster_id.clone(),
+        node_id: cfg.node_id(),
+    };
+    if let Err(e) = crate::cluster::owner::claim(&tiering.store, &owner).await {
+        cluster.shutdown().await;
+        return Err(ServeError::Owner(e));
+    }
     let broker = Broker::open(
         cfg.broker_settings(),
         metrics,

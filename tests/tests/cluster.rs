@@ -535,3 +535,34 @@ async fn a_second_broker_with_a_node_id_in_use_is_refused() {
     let s = status(&brokers[0]).expect("status");
     assert_eq!(s["brokers"].as_array().map(Vec::len), Some(3));
 }
+
+/// Two clusters pointed at one bucket prefix: the second is refused at
+/// start with one line naming the cluster that owns the prefix, before it
+/// writes anything there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_cluster_on_the_same_bucket_prefix_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bucket = tmp.path().join("bucket");
+    std::fs::create_dir_all(&bucket).expect("bucket");
+    let url = format!("file://{}", bucket.display());
+    let first = BrokerProcess::start_in(&tmp.path().join("a"), &[("TIDELOG_OBJECT_STORE", &url)]);
+    let owner = status(&first).expect("status")["cluster_id"]
+        .as_str()
+        .expect("cluster id")
+        .to_string();
+    let second =
+        BrokerProcess::try_start_in(&tmp.path().join("b"), &[("TIDELOG_OBJECT_STORE", &url)]);
+    let log = match second {
+        Ok(_) => panic!("a second cluster on the same prefix must be refused"),
+        Err(log) => log,
+    };
+    let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(
+        errors[0].contains(&owner) && errors[0].contains("another cluster"),
+        "{log}"
+    );
+    // The first one's claim is untouched.
+    let claim = std::fs::read_to_string(bucket.join("owner.json")).expect("owner.json");
+    assert!(claim.contains(&owner), "{claim}");
+}

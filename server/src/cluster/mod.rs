@@ -15,6 +15,7 @@ pub mod controller;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod owner;
 pub mod reconcile;
 pub mod service;
 pub mod state;

@@ -78,6 +78,12 @@ pub async fn restore(
         .iter()
         .filter(|t| only.is_empty() || only.contains(&t.name))
         .collect();
+    // The restored broker forms (or joins) a cluster of its own: the old
+    // owner's claim on the prefix is released to it.
+    store
+        .delete(crate::tiering::manifest::OWNER_KEY)
+        .await
+        .map_err(RestoreError::Tiering)?;
     let total_parts: u32 = chosen.iter().map(|t| t.partitions).sum();
     let topics_dir = data_dir.join("topics");
     create_dir(&topics_dir)?;

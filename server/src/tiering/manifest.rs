@@ -23,6 +23,8 @@ use super::error::TieringError;
 pub const MANIFEST_VERSION: u32 = 1;
 /// Key of the cluster snapshot (its format: `crate::cluster_snapshot`).
 pub const CLUSTER_KEY: &str = "cluster.json";
+/// Key of the prefix's owner (the cluster and broker whose data it is).
+pub const OWNER_KEY: &str = "owner.json";
 
 /// Key prefix of one partition.
 pub fn partition_prefix(topic: &str, incarnation: i64, partition: u32) -> String {
