@@ -455,6 +455,41 @@ async fn an_sdk_bootstrapped_with_one_broker_uses_the_whole_cluster() {
     let committed = a.committed(&tps).await.expect("committed");
     let total: i64 = committed.iter().map(|(_, o)| o.unwrap_or(0)).sum();
     assert_eq!(total, N as i64, "{committed:?}");
+    drop((a, b));
+
+    // The coordinator knows every partition's end, wherever it lives.
+    let d = client
+        .admin()
+        .describe_group("spanning")
+        .await
+        .expect("describe");
+    assert_eq!(d.partitions.len(), 6);
+    for p in &d.partitions {
+        let records = (N + 5 - p.partition as usize) / 6;
+        assert_eq!((p.log_end_offset, p.lag), (records as i64, 0), "{p:?}");
+    }
+    // And rewinds partitions hosted on other brokers too.
+    let plan = client
+        .admin()
+        .reset_offsets(
+            "spanning",
+            "bulk",
+            &[],
+            tidelog::ResetSpec::Earliest,
+            false,
+            true,
+        )
+        .await
+        .expect("reset");
+    assert_eq!(plan.len(), 6);
+    assert!(plan.iter().all(|e| e.new_offset == 0), "{plan:?}");
+    let d = client
+        .admin()
+        .describe_group("spanning")
+        .await
+        .expect("describe");
+    let lag: i64 = d.partitions.iter().map(|p| p.lag).sum();
+    assert_eq!(lag, N as i64);
 }
 
 /// Liveness: a paused broker misses its session timeout and is fenced

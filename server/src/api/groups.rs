@@ -243,6 +243,7 @@ impl groups_server::Groups for Api {
         let d = self
             .groups
             .describe(&req.group_id)
+            .await
             .map_err(|e| self.fail_group(e))?;
         Ok(Response::new(DescribeGroupResponse {
             group_id: req.group_id,

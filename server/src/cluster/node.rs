@@ -736,6 +736,74 @@ impl crate::groups::PartitionDirectory for ClusterNode {
             .get(topic)
             .map(|t| t.partitions.len() as u32)
     }
+
+    fn remote_bounds<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+    ) -> futures::future::BoxFuture<'a, Option<(i64, i64)>> {
+        Box::pin(async move {
+            use tidelog_proto::v1::offset_spec::Spec;
+            let start = self
+                .list_offset(topic, partition, Spec::Earliest(true))
+                .await?;
+            let end = self
+                .list_offset(topic, partition, Spec::Latest(true))
+                .await?;
+            Some((start, end))
+        })
+    }
+
+    fn remote_offset_for_time<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        ts: i64,
+    ) -> futures::future::BoxFuture<'a, Option<i64>> {
+        Box::pin(async move {
+            use tidelog_proto::v1::offset_spec::Spec;
+            self.list_offset(topic, partition, Spec::TimestampMs(ts))
+                .await
+        })
+    }
+}
+
+impl ClusterNode {
+    /// `ListOffsets` asked of the broker that leads the partition.
+    async fn list_offset(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: tidelog_proto::v1::offset_spec::Spec,
+    ) -> Option<i64> {
+        use tidelog_proto::v1::consumer_client::ConsumerClient;
+        use tidelog_proto::v1::{ListOffsetsRequest, OffsetSpec};
+        let meta = self.metadata();
+        let leader = meta
+            .topics
+            .get(topic)?
+            .partitions
+            .get(partition as usize)?
+            .leader;
+        let address = meta.brokers.get(&leader)?.address.clone();
+        let call = async {
+            let mut c = ConsumerClient::connect(format!("http://{address}"))
+                .await
+                .ok()?;
+            c.list_offsets(ListOffsetsRequest {
+                topic: topic.to_string(),
+                partition,
+                spec: Some(OffsetSpec { spec: Some(spec) }),
+            })
+            .await
+            .ok()
+            .map(|r| r.into_inner().offset)
+        };
+        tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .ok()
+            .flatten()
+    }
 }
 
 /// Whether a listener on `listen` is reachable as `advertised` (the same

@@ -1,10 +1,10 @@
 //! Group admin: list, describe (with lag), delete, reset offsets.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 
 use super::offsets::{Committed, Tp};
 use super::{now_ms, validate_group_id, GroupCoordinator, GroupError, GroupState};
+use crate::broker::BrokerError;
 
 /// A member as described.
 #[derive(Debug, Clone)]
@@ -97,7 +97,7 @@ impl GroupCoordinator {
     }
 
     /// Describes a group with offsets and lag.
-    pub fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
+    pub async fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
         validate_group_id(group_id)?;
         let committed = self.store.get(group_id);
         let (state, epoch, members, subscribed) = {
@@ -139,15 +139,13 @@ impl GroupCoordinator {
                     .map(move |tp| (tp.clone(), m.member_id.clone()))
             })
             .collect();
+        let bounds = futures::future::join_all(tps.iter().map(|tp| self.bounds(&tp.0, tp.1))).await;
         let partitions = tps
             .into_iter()
-            .map(|tp| {
+            .zip(bounds)
+            .map(|(tp, bounds)| {
                 let c = committed.get(&tp);
-                let (start, end) = self
-                    .broker
-                    .partition(&tp.0, tp.1)
-                    .map(|p| (p.log_start_offset(), p.high_watermark()))
-                    .unwrap_or((-1, -1));
+                let (start, end) = bounds.unwrap_or((-1, -1));
                 let committed_offset = c.map_or(-1, |c| c.offset);
                 let lag = match (committed_offset, end) {
                     (_, -1) => -1,
@@ -201,12 +199,22 @@ impl GroupCoordinator {
         force: bool,
     ) -> Result<Vec<ResetPlanEntry>, GroupError> {
         validate_group_id(group_id)?;
-        let t = self.broker.topic(topic)?;
+        let count = self
+            .partition_count(topic)
+            .ok_or_else(|| BrokerError::UnknownTopic(topic.to_string()))?;
         let ids: Vec<u32> = if partitions.is_empty() {
-            (0..t.partitions().len() as u32).collect()
+            (0..count).collect()
         } else {
             partitions.to_vec()
         };
+        if let Some(&p) = ids.iter().find(|&&p| p >= count) {
+            return Err(BrokerError::UnknownPartition {
+                topic: topic.to_string(),
+                partition: p,
+                count,
+            }
+            .into());
+        }
         let members = self
             .groups
             .lock()
@@ -221,8 +229,12 @@ impl GroupCoordinator {
         let committed = self.store.get(group_id);
         let mut plan = Vec::with_capacity(ids.len());
         for p in ids {
-            let partition = Arc::clone(t.partition(p)?);
-            let (start, end) = (partition.log_start_offset(), partition.high_watermark());
+            let local = self.broker.partition(topic, p).ok();
+            let (start, end) = self.bounds(topic, p).await.ok_or_else(|| {
+                BrokerError::Storage(format!(
+                    "the broker hosting {topic}/{p} did not answer; retry the reset"
+                ))
+            })?;
             let tp = (topic.to_string(), p);
             let old = committed.get(&tp).map_or(-1, |c| c.offset);
             let new = match to {
@@ -232,10 +244,24 @@ impl GroupCoordinator {
                 ResetTo::ShiftBy(d) => (if old < 0 { start } else { old })
                     .saturating_add(d)
                     .clamp(start, end),
-                ResetTo::Timestamp(ts) => {
-                    let found = partition.offset_for_timestamp(ts).await?;
-                    found.map_or(end, |(o, _)| o)
-                }
+                ResetTo::Timestamp(ts) => match &local {
+                    Some(partition) => {
+                        let found = partition.offset_for_timestamp(ts).await?;
+                        found.map_or(end, |(o, _)| o)
+                    }
+                    None => {
+                        let unreachable = || {
+                            BrokerError::Storage(format!(
+                                "the broker hosting {topic}/{p} did not answer; retry the reset"
+                            ))
+                        };
+                        let directory = self.directory.get().ok_or_else(unreachable)?;
+                        directory
+                            .remote_offset_for_time(topic, p, ts)
+                            .await
+                            .ok_or_else(unreachable)?
+                    }
+                },
             };
             plan.push(ResetPlanEntry { tp, old, new });
         }

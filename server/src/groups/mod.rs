@@ -86,12 +86,36 @@ fn now_ms() -> i64 {
 pub trait PartitionDirectory: Send + Sync + std::fmt::Debug {
     /// The topic's partition count; `None` when it does not exist.
     fn partition_count(&self, topic: &str) -> Option<u32>;
+    /// Log start and high watermark of a partition another broker hosts
+    /// (asked of it); `None` when it cannot be reached.
+    fn remote_bounds<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+    ) -> futures::future::BoxFuture<'a, Option<(i64, i64)>>;
+    /// First offset with timestamp >= `ts` of a partition another broker
+    /// hosts (its high watermark when none is that recent).
+    fn remote_offset_for_time<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        ts: i64,
+    ) -> futures::future::BoxFuture<'a, Option<i64>>;
 }
 
 impl GroupCoordinator {
     /// Sets where partition counts come from (once; the cluster's metadata).
     pub fn set_directory(&self, directory: Arc<dyn PartitionDirectory>) {
         let _ = self.directory.set(directory);
+    }
+
+    /// Log start and high watermark of a partition, here or on the broker
+    /// that hosts it; `None` when unknown.
+    pub(crate) async fn bounds(&self, topic: &str, partition: u32) -> Option<(i64, i64)> {
+        if let Ok(p) = self.broker.partition(topic, partition) {
+            return Some((p.log_start_offset(), p.high_watermark()));
+        }
+        self.directory.get()?.remote_bounds(topic, partition).await
     }
 
     /// The partition count of a topic, wherever its partitions live.
