@@ -601,3 +601,54 @@ async fn a_second_cluster_on_the_same_bucket_prefix_is_refused() {
     let claim = std::fs::read_to_string(bucket.join("owner.json")).expect("owner.json");
     assert!(claim.contains(&owner), "{claim}");
 }
+
+/// Without a majority the quorum refuses metadata changes with a retriable
+/// QUORUM_UNAVAILABLE; produce and fetch on the surviving broker's
+/// partition go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_majority_metadata_changes_are_refused_and_data_flows_on() {
+    let mut brokers = BrokerProcess::start_cluster(3, &[]);
+    create(&brokers[0], "onward", 3).await.expect("create");
+    let placed = leaders(&brokers[0], "onward").await;
+    let survivor = 1u32;
+    let p = placed
+        .iter()
+        .position(|&l| l == survivor)
+        .expect("a partition on broker 1") as u32;
+    brokers[1].kill9();
+    brokers[2].kill9();
+    let started = Instant::now();
+    let refused = create(&brokers[0], "no-majority", 1)
+        .await
+        .expect_err("no majority");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::Unavailable,
+        "{}",
+        refused.message()
+    );
+    assert_eq!(
+        error_reason(&refused),
+        "QUORUM_UNAVAILABLE",
+        "{}",
+        refused.message()
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let offset = produce(&brokers[0].addr, "onward", p, b"still here")
+        .await
+        .expect("produce on a healthy partition");
+    let mut c = ConsumerClient::connect(format!("http://{}", brokers[0].addr))
+        .await
+        .expect("connect");
+    let r = c
+        .fetch(FetchRequest {
+            topic: "onward".into(),
+            partition: p,
+            offset,
+            ..FetchRequest::default()
+        })
+        .await
+        .expect("fetch on a healthy partition")
+        .into_inner();
+    assert_eq!(r.high_watermark, offset + 1);
+}
