@@ -266,7 +266,13 @@ pub async fn run_until(cfg: ServeConfig, shutdown: CancellationToken) -> Result<
         shutdown.child_token(),
     );
     // Writes cluster.json now and whenever topics or committed offsets change.
-    SnapshotPublisher::start(Arc::clone(&broker), Arc::clone(&groups), tiering).await;
+    SnapshotPublisher::start(
+        Arc::clone(&broker),
+        Arc::clone(&groups),
+        tiering,
+        cluster.metadata().cluster_id.clone(),
+    )
+    .await;
     let api = Api::new(Arc::clone(&broker), groups, Arc::clone(&cluster));
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)

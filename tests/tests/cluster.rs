@@ -597,9 +597,14 @@ async fn a_second_cluster_on_the_same_bucket_prefix_is_refused() {
         errors[0].contains(&owner) && errors[0].contains("another cluster"),
         "{log}"
     );
-    // The first one's claim is untouched.
+    // The first one's claim is untouched, and its cluster.json names its
+    // cluster.
     let claim = std::fs::read_to_string(bucket.join("owner.json")).expect("owner.json");
     assert!(claim.contains(&owner), "{claim}");
+    let snapshot: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bucket.join("cluster.json")).expect("cluster.json"))
+            .expect("json");
+    assert_eq!(snapshot["cluster_id"].as_str(), Some(owner.as_str()));
 }
 
 /// Without a majority the quorum refuses metadata changes with a retriable

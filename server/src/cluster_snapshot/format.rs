@@ -68,6 +68,10 @@ pub struct ClusterSnapshot {
     pub version: u32,
     /// Last writer.
     pub writer: Writer,
+    /// The cluster the writing broker belongs to (absent in snapshots of
+    /// brokers from before clustering).
+    #[serde(default)]
+    pub cluster_id: String,
     /// When it was written (ms).
     pub updated_ms: i64,
     /// Topics.
@@ -106,6 +110,7 @@ mod tests {
                 broker_id: 0,
                 epoch: 1,
             },
+            cluster_id: "c1".into(),
             updated_ms: 3,
             topics: vec![SnapshotTopic {
                 name: "a".into(),

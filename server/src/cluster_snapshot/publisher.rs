@@ -29,6 +29,8 @@ pub struct SnapshotPublisher {
     broker: Arc<Broker>,
     groups: Arc<GroupCoordinator>,
     tiering: Arc<Tiering>,
+    /// The cluster this broker belongs to.
+    cluster_id: String,
     /// Serialises writes, so an older state never lands after a newer one.
     write: tokio::sync::Mutex<()>,
     /// Offsets version of the bucket's copy; `None` while the copy is
@@ -43,11 +45,13 @@ impl SnapshotPublisher {
         broker: Arc<Broker>,
         groups: Arc<GroupCoordinator>,
         tiering: Arc<Tiering>,
+        cluster_id: String,
     ) -> Arc<Self> {
         let p = Arc::new(SnapshotPublisher {
             broker: Arc::clone(&broker),
             groups,
             tiering,
+            cluster_id,
             write: tokio::sync::Mutex::new(()),
             written: Mutex::new(None),
         });
@@ -89,6 +93,7 @@ impl SnapshotPublisher {
         let snap = ClusterSnapshot {
             version: SNAPSHOT_VERSION,
             writer: self.tiering.writer,
+            cluster_id: self.cluster_id.clone(),
             updated_ms: chrono::Utc::now().timestamp_millis(),
             topics: self.topics(),
             groups: self.offsets(),
