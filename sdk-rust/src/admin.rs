@@ -334,7 +334,7 @@ impl Admin {
         let r = self
             .conn
             .on_any(Resend::Safe, |c| async move {
-                groups(c).list_groups(ListGroupsRequest {}).await
+                groups(c).list_groups(ListGroupsRequest::default()).await
             })
             .await?;
         Ok(r.groups

@@ -490,6 +490,23 @@ async fn an_sdk_bootstrapped_with_one_broker_uses_the_whole_cluster() {
         .expect("describe");
     let lag: i64 = d.partitions.iter().map(|p| p.lag).sum();
     assert_eq!(lag, N as i64);
+    // Every broker lists the group, though one coordinates it.
+    for b in &brokers {
+        let mut g =
+            tidelog_proto::v1::groups_client::GroupsClient::connect(format!("http://{}", b.addr))
+                .await
+                .expect("connect");
+        let listed = g
+            .list_groups(tidelog_proto::v1::ListGroupsRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .groups;
+        assert!(
+            listed.iter().any(|l| l.group_id == "spanning"),
+            "{listed:?}"
+        );
+    }
 }
 
 /// Liveness: a paused broker misses its session timeout and is fenced

@@ -219,19 +219,62 @@ impl groups_server::Groups for Api {
 
     async fn list_groups(
         &self,
-        _request: Request<ListGroupsRequest>,
+        request: Request<ListGroupsRequest>,
     ) -> Result<Response<ListGroupsResponse>, Status> {
-        let groups = self
+        let mut groups: BTreeMap<String, GroupListing> = self
             .groups
             .list()
             .into_iter()
-            .map(|(group_id, state, members)| GroupListing {
-                group_id,
-                state: state.as_str().to_string(),
-                members: members as u32,
+            .map(|(group_id, state, members)| {
+                (
+                    group_id.clone(),
+                    GroupListing {
+                        group_id,
+                        state: state.as_str().to_string(),
+                        members: members as u32,
+                    },
+                )
             })
             .collect();
-        Ok(Response::new(ListGroupsResponse { groups }))
+        if !request.into_inner().local_only {
+            // Each coordinator knows its own groups: ask the others.
+            let me = self.cluster.node_id() as u32;
+            let others: Vec<String> = self
+                .cluster
+                .metadata()
+                .brokers
+                .values()
+                .filter(|b| b.id != me)
+                .map(|b| b.address.clone())
+                .collect();
+            let asks = others.into_iter().map(|address| async move {
+                let call = async {
+                    let mut c = tidelog_proto::v1::groups_client::GroupsClient::connect(format!(
+                        "http://{address}"
+                    ))
+                    .await
+                    .ok()?;
+                    c.list_groups(ListGroupsRequest { local_only: true })
+                        .await
+                        .ok()
+                        .map(|r| r.into_inner().groups)
+                };
+                let got = tokio::time::timeout(Duration::from_secs(5), call)
+                    .await
+                    .ok()
+                    .flatten();
+                if got.is_none() {
+                    tracing::warn!(broker = %address, "could not list the groups a broker coordinates");
+                }
+                got.unwrap_or_default()
+            });
+            for listing in futures::future::join_all(asks).await.into_iter().flatten() {
+                groups.entry(listing.group_id.clone()).or_insert(listing);
+            }
+        }
+        Ok(Response::new(ListGroupsResponse {
+            groups: groups.into_values().collect(),
+        }))
     }
 
     async fn describe_group(
