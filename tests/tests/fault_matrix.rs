@@ -32,6 +32,11 @@ struct Outcome {
     vanished: usize,
     app_errors: u64,
     recovery: Duration,
+    /// Acknowledged records the final read reported as DATA_LOSS (the
+    /// fault destroyed them; reported, not silent).
+    reported_lost: usize,
+    /// Why the scenario could not run here, if it could not.
+    not_run: Option<String>,
 }
 
 impl Outcome {
@@ -40,11 +45,15 @@ impl Outcome {
     }
 
     fn row(&self) -> String {
+        if let Some(why) = &self.not_run {
+            return format!("| {} | not run here: {why} | | | | | | | | |", self.name);
+        }
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} |",
             self.name,
             self.acknowledged,
             self.lost,
+            self.reported_lost,
             self.duplicated,
             self.reordered,
             self.vanished,
@@ -55,15 +64,24 @@ impl Outcome {
     }
 }
 
-/// Value of record `seq` of producer `p`.
-fn value(p: usize, seq: u64) -> String {
-    format!("p{p}-{seq:08}")
+/// Value of record `seq` of producer `p`, padded with `pad` bytes.
+fn value(p: usize, seq: u64, pad: usize) -> String {
+    format!("p{p}-{seq:08}:{}", "x".repeat(pad))
 }
 
 fn parse(v: &[u8]) -> Option<(usize, u64)> {
     let s = std::str::from_utf8(v).ok()?;
-    let (p, seq) = s.strip_prefix('p')?.split_once('-')?;
+    let (p, rest) = s.strip_prefix('p')?.split_once('-')?;
+    let seq = rest.split(':').next()?;
     Some((p.parse().ok()?, seq.parse().ok()?))
+}
+
+/// The range `A..B` a DATA_LOSS message names ("offsets A..B").
+fn reported_range(message: &str) -> Option<(i64, i64)> {
+    let rest = &message[message.find("offsets ")? + 8..];
+    let (a, rest) = rest.split_once("..")?;
+    let b: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 /// The running workload.
@@ -78,6 +96,10 @@ struct Workload {
 
 impl Workload {
     async fn start(bootstrap: String) -> Workload {
+        Self::start_padded(bootstrap, 0).await
+    }
+
+    async fn start_padded(bootstrap: String, pad: usize) -> Workload {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -102,7 +124,7 @@ impl Workload {
                 let mut seq = 0u64;
                 let mut pending = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    let v = value(p, seq);
+                    let v = value(p, seq, pad);
                     let record = ProducerRecord::new(TOPIC, v.clone())
                         .partition((seq % u64::from(PARTITIONS)) as u32);
                     match producer.enqueue(record).await {
@@ -202,6 +224,7 @@ impl Workload {
         }
         let client = tidelog::Client::connect(bootstrap).await.expect("connect");
         let mut log: BTreeMap<u32, Vec<(i64, String)>> = BTreeMap::new();
+        let mut reported: Vec<(u32, i64, i64)> = Vec::new();
         for p in 0..PARTITIONS {
             let mut consumer = client.consumer();
             let tp = TopicPartition::new(TOPIC, p);
@@ -212,19 +235,42 @@ impl Workload {
                 .list_offsets(TOPIC, p, tidelog::OffsetSpec::Latest)
                 .await
                 .expect("end");
+            let (mut next, _) = client
+                .admin()
+                .list_offsets(TOPIC, p, tidelog::OffsetSpec::Earliest)
+                .await
+                .expect("start");
             let mut records = Vec::new();
-            while (records.len() as i64) < end {
+            while next < end {
                 let r = tokio::time::timeout(Duration::from_secs(30), consumer.next_record())
                     .await
                     .expect("final read in time")
-                    .expect("assigned")
-                    .expect("final read");
-                let v =
-                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
-                records.push((r.offset, v));
+                    .expect("assigned");
+                match r {
+                    Ok(r) => {
+                        let v = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
+                            .into_owned();
+                        next = r.offset + 1;
+                        records.push((r.offset, v));
+                    }
+                    // Destroyed data must be reported, with its range.
+                    Err(tidelog::Error::DataLoss(m)) => {
+                        let (a, b) = reported_range(&m)
+                            .unwrap_or_else(|| panic!("DATA_LOSS without a range: {m}"));
+                        reported.push((p, a, b));
+                        next = b;
+                        consumer
+                            .seek(&tp, SeekTo::Offset(b))
+                            .await
+                            .expect("seek past");
+                    }
+                    Err(e) => panic!("final read of {TOPIC}/{p}: {e}"),
+                }
             }
             log.insert(p, records);
         }
+        let in_reported =
+            |p: u32, o: i64| reported.iter().any(|&(q, a, b)| q == p && a <= o && o < b);
         let mut counts: HashMap<&str, usize> = HashMap::new();
         let mut at: HashMap<(u32, i64), &str> = HashMap::new();
         let mut reordered = 0;
@@ -242,17 +288,22 @@ impl Workload {
             }
         }
         let acked = self.acked.lock().expect("lock").clone();
-        let lost = acked
+        let absent: Vec<&(u32, i64, String)> = acked
             .iter()
             .filter(|(_, _, v)| !counts.contains_key(v.as_str()))
+            .collect();
+        let reported_lost = absent
+            .iter()
+            .filter(|(p, o, _)| in_reported(*p, *o))
             .count();
+        let lost = absent.len() - reported_lost;
         let duplicated = counts.values().filter(|&&n| n > 1).count();
         let vanished = self
             .seen
             .lock()
             .expect("lock")
             .iter()
-            .filter(|(p, o, v)| at.get(&(*p, *o)) != Some(&v.as_str()))
+            .filter(|(p, o, v)| at.get(&(*p, *o)) != Some(&v.as_str()) && !in_reported(*p, *o))
             .count();
         Outcome {
             name: name.to_string(),
@@ -263,6 +314,8 @@ impl Workload {
             vanished,
             app_errors: self.errors.load(Ordering::Relaxed),
             recovery,
+            reported_lost,
+            not_run: None,
         }
     }
 }
@@ -412,6 +465,149 @@ async fn kill_9_of_the_controller_in_a_cluster() -> Outcome {
     .await
 }
 
+/// A segment object deleted from the bucket after the broker dropped its
+/// local copy: the records it held are gone, and every read of them must
+/// say so (DATA_LOSS naming the range), never skip them silently.
+async fn object_lost_from_the_bucket() -> Outcome {
+    let broker = BrokerProcess::start();
+    let client = broker.client().await;
+    client
+        .admin()
+        .create_topic(
+            NewTopic::new(TOPIC, PARTITIONS)
+                .config("segment.bytes", "65536")
+                .config("local.retention.bytes", "0")
+                .config("retention.ms", "-1"),
+        )
+        .await
+        .expect("create");
+    let w = Workload::start(broker.addr.clone()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = client
+            .admin()
+            .describe_topic(TOPIC)
+            .await
+            .expect("describe");
+        let p = &d.partitions[0];
+        if p.remote_segments >= 3 && p.local_start_offset > p.remote_start_offset {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "uploads and local deletion in time"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let bucket = broker
+        .data_dir
+        .with_file_name("data-bucket")
+        .join(format!("topics/{TOPIC}"));
+    let mut objects: Vec<std::path::PathBuf> = walk(&bucket)
+        .into_iter()
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "log")
+                && p.to_string_lossy().contains("/0/segments/")
+        })
+        .collect();
+    objects.sort();
+    std::fs::remove_file(&objects[1]).expect("delete a segment object");
+    w.finish(
+        "segment object deleted from the bucket",
+        broker.addr.clone(),
+        Duration::ZERO,
+    )
+    .await
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The data directory's disk fills up under load (a 24 MiB tmpfs), then
+/// gets room again (remounted larger): produce is refused with a
+/// retriable error meanwhile, and nothing acknowledged is lost.
+async fn disk_full() -> Outcome {
+    let name = "disk full (tmpfs), then room again";
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir_all(&mnt).expect("mount point");
+    let mount = |opts: &str| {
+        std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !mount("size=24m") {
+        return Outcome {
+            name: name.into(),
+            not_run: Some("cannot mount a tmpfs (needs root)".into()),
+            ..Outcome::default()
+        };
+    }
+    let bucket = tmp.path().join("bucket");
+    std::fs::create_dir_all(&bucket).expect("bucket");
+    let store = format!("file://{}", bucket.display());
+    let broker = BrokerProcess::start_in(&mnt.join("data"), &[("TIDELOG_OBJECT_STORE", &store)]);
+    broker
+        .client()
+        .await
+        .admin()
+        .create_topic(NewTopic::new(TOPIC, PARTITIONS).config("remote.storage.enable", "false"))
+        .await
+        .expect("create");
+    let w = Workload::start_padded(broker.addr.clone(), 1000).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let used = || {
+        std::process::Command::new("df")
+            .args(["--output=pcent"])
+            .arg(&mnt)
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .nth(1)?
+                    .trim()
+                    .trim_end_matches('%')
+                    .parse::<u32>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    while used() < 99 {
+        assert!(
+            Instant::now() < deadline,
+            "the disk filled up in time ({}%)",
+            used()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let healing = Instant::now();
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=512m"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(grown, "remount the tmpfs larger");
+    let recovery = w.recovered_since(healing).await;
+    let outcome = w.finish(name, broker.addr.clone(), recovery).await;
+    drop(broker);
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    outcome
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_fault_matrix() {
     let outcomes = vec![
@@ -419,10 +615,12 @@ async fn the_fault_matrix() {
         pause_3s().await,
         torn_write().await,
         flipped_bit_in_an_uploaded_segment().await,
+        object_lost_from_the_bucket().await,
+        disk_full().await,
         kill_9_of_the_controller_in_a_cluster().await,
     ];
     let mut table = String::from(
-        "| scenario | acknowledged | lost | duplicated | reordered | read, then gone | app errors | recovery | result |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | acknowledged | lost silently | lost, reported as DATA_LOSS | duplicated | reordered | read, then gone | app errors | recovery | result |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for o in &outcomes {
         table.push_str(&o.row());
@@ -432,7 +630,7 @@ async fn the_fault_matrix() {
     if let Ok(path) = std::env::var("TIDELOG_RELIABILITY_OUT") {
         std::fs::write(path, &table).expect("write the table");
     }
-    for o in &outcomes {
+    for o in outcomes.iter().filter(|o| o.not_run.is_none()) {
         assert!(o.acknowledged > 0, "{o:?}");
         assert!(o.passed(), "{o:?}");
     }
