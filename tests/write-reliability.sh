@@ -24,12 +24,14 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo "+changes")
   echo "read from offset 0 and compared with what the producers were told was acknowledged."
   echo "*Lost*: acknowledged but absent. *Duplicated*: present twice. *Reordered*: a producer's records"
   echo "out of order within a partition. *Read, then gone*: a record the live consumer saw that the final"
-  echo "read does not hold at that offset. *Recovery*: from the start of healing (restart or resume) to"
-  echo "the next acknowledgement. A scenario passes only with 0 lost, duplicated, reordered and gone."
+  echo "read does not hold at that offset. *Lost, reported*: destroyed by the fault itself (an object deleted"
+  echo "from the bucket) and reported by every read as DATA_LOSS naming its range; never silent."
+  echo "*Recovery*: from the start of healing (restart, resume, room on disk) to"
+  echo "the next acknowledgement. A scenario passes only with 0 lost silently, duplicated, reordered and gone."
   echo
   cat "$table"
   echo
-  echo "Not in the matrix yet (issue 16): a power cut that drops unsynced writes, disk full, fsync EIO,"
+  echo "Not in the matrix yet (issue 16): a power cut that drops unsynced writes, fsync EIO,"
   echo "bit flips in index files, producer snapshots, manifests and the metadata log, object-store faults"
   echo "through a fault proxy, network partitions, rolling restarts, clock skew, client kills, and fuzzing."
   echo "Replication-dependent cluster scenarios wait for issue 15."
