@@ -327,7 +327,6 @@ EOF
   # bucket a local file:// one (same prefix); every other key stays as
   # rendered. The brokers start as the unit starts them (--config, the
   # environment file).
-  freeport() { "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
   cat >"$work/rewrite.py" <<'EOF'
 # rewrite.py RENDERED OUT NODE WORK PORTS_JSON: swap addresses for loopback.
 # PORTS_JSON maps "N" to {client, metrics, cluster} loopback ports.
@@ -362,12 +361,16 @@ for line in open(src).read().splitlines():
 open(dst, "w").write("\n".join(out) + "\n")
 print(" ".join(sorted(changed)))
 EOF
-  ports="{"
-  for node in 1 2 3; do
-    ports="$ports\"$node\": {\"client\": $(freeport), \"metrics\": $(freeport), \"cluster\": $(freeport)}"
-    [ "$node" = 3 ] || ports="$ports, "
-  done
-  ports="$ports}"
+  # All nine ports from one process holding every socket at once, so no
+  # two brokers are ever given the same port (separate calls can repeat).
+  ports=$("$py" -c '
+import json, socket
+socks = [socket.socket() for _ in range(9)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+p = [s.getsockname()[1] for s in socks]
+print(json.dumps({str(n + 1): {"client": p[3 * n], "metrics": p[3 * n + 1], "cluster": p[3 * n + 2]} for n in range(3)}))
+')
   port_of() { "$py" -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]][sys.argv[3]])' "$ports" "$1" "$2"; }
   bpids=()
   started=""
